@@ -1,0 +1,1 @@
+//! routewarden: the daemon library.
