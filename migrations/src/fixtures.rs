@@ -39,7 +39,13 @@ pub fn write_sample(j: &Journal) -> Result<()> {
         )?;
         tx.put_applied_record(
             &key,
-            &AppliedRecordSet { etag: "etag-1".into(), owner: owner.clone(), ttl: 300, targets: vec!["20.1.2.3".into()], applied_at: t(1) },
+            &AppliedRecordSet {
+                etag: "etag-1".into(),
+                owner: owner.clone(),
+                ttl: 300,
+                targets: vec!["20.1.2.3".into()],
+                applied_at: t(1),
+            },
         )?;
         tx.put_cert_binding(
             &CertBindingKey { namespace: "app-a".into(), gateway: "gateway-a".into(), listener: "https".into() },
@@ -52,7 +58,11 @@ pub fn write_sample(j: &Journal) -> Result<()> {
             },
         )?;
         tx.put_cert_version(
-            &CertVersionKey { vault: "https://kv-demo.vault.azure.net".into(), object: "wildcard".into(), version: "0123456789abcdef".into() },
+            &CertVersionKey {
+                vault: "https://kv-demo.vault.azure.net".into(),
+                object: "wildcard".into(),
+                version: "0123456789abcdef".into(),
+            },
             &CertVersion {
                 x5t: "q1w2e3r4t5y6u7i8o9p0a1s2d3f".into(),
                 not_before: t(-86_400),
@@ -69,8 +79,18 @@ pub fn write_sample(j: &Journal) -> Result<()> {
                 verified_at: t(4),
                 record_sets: 3,
                 limit: 10_000,
-                stale: vec![ReportedRecord { name: "old".into(), record_type: RecordType::A, owner: Some(owner.clone()), detail: "no live source".into() }],
-                foreign_blocking: vec![ReportedRecord { name: "b".into(), record_type: RecordType::Cname, owner: None, detail: "not owned".into() }],
+                stale: vec![ReportedRecord {
+                    name: "old".into(),
+                    record_type: RecordType::A,
+                    owner: Some(owner.clone()),
+                    detail: "no live source".into(),
+                }],
+                foreign_blocking: vec![ReportedRecord {
+                    name: "b".into(),
+                    record_type: RecordType::Cname,
+                    owner: None,
+                    detail: "not owned".into(),
+                }],
                 drift_repaired: 1,
             },
         )?;
@@ -119,8 +139,10 @@ pub fn from_ndjson(text: &str) -> std::result::Result<Vec<RawEntry>, String> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(n, line)| {
             let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-            let field = |f: &str| v.get(f).and_then(|x| x.as_str()).ok_or_else(|| format!("line {}: missing {f}", n + 1));
-            let bytes = |f: &str| field(f).and_then(|s| unhex(s).ok_or_else(|| format!("line {}: {f} is not hex", n + 1)));
+            let field =
+                |f: &str| v.get(f).and_then(|x| x.as_str()).ok_or_else(|| format!("line {}: missing {f}", n + 1));
+            let bytes =
+                |f: &str| field(f).and_then(|s| unhex(s).ok_or_else(|| format!("line {}: {f} is not hex", n + 1)));
             Ok(RawEntry { table: field("table")?.to_owned(), key: bytes("key")?, value: bytes("value")? })
         })
         .collect()

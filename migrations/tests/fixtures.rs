@@ -79,7 +79,13 @@ fn steps_are_idempotent() {
         (step.up)(&raw, &ctx).unwrap();
         let once = raw.dump().unwrap();
         (step.up)(&raw, &ctx).unwrap();
-        assert_eq!(raw.dump().unwrap(), once, "m{:04}_{} changed the journal on its second run", step.version, step.name);
+        assert_eq!(
+            raw.dump().unwrap(),
+            once,
+            "m{:04}_{} changed the journal on its second run",
+            step.version,
+            step.name
+        );
     }
 }
 
@@ -92,7 +98,11 @@ fn a_journal_from_a_newer_schema_is_refused_before_any_step_runs() {
     }
     let err = open(dir.path(), OpenOptions::default(), Time::from_millis(1)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&format!("schema version {}", SCHEMA_VERSION + 5)) && msg.contains(&format!("up to {SCHEMA_VERSION}")), "{msg}");
+    assert!(
+        msg.contains(&format!("schema version {}", SCHEMA_VERSION + 5))
+            && msg.contains(&format!("up to {SCHEMA_VERSION}")),
+        "{msg}"
+    );
     let raw = RawJournal::open(dir.path(), Options::default()).unwrap();
     assert!(raw.meta_get::<String>(meta_keys::CLUSTER_ID).unwrap().is_none(), "no step ran");
 }

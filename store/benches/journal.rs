@@ -23,11 +23,21 @@ fn fresh() -> (tempfile::TempDir, Journal) {
 }
 
 fn key(n: u64) -> RecordSetKey {
-    RecordSetKey { zone: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnszones/contoso.com".into(), name: format!("host-{n}"), record_type: RecordType::A }
+    RecordSetKey {
+        zone: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnszones/contoso.com".into(),
+        name: format!("host-{n}"),
+        record_type: RecordType::A,
+    }
 }
 
 fn desired(n: u64, now: Time) -> DesiredRecordSet {
-    DesiredRecordSet { ttl: 300, targets: vec![format!("10.0.{}.{}", n / 256 % 256, n % 256)], owner: "cluster/cedns".into(), sources: vec![format!("HTTPRoute/app/r{n}")], updated_at: now }
+    DesiredRecordSet {
+        ttl: 300,
+        targets: vec![format!("10.0.{}.{}", n / 256 % 256, n % 256)],
+        owner: "cluster/cedns".into(),
+        sources: vec![format!("HTTPRoute/app/r{n}")],
+        updated_at: now,
+    }
 }
 
 /// One planner-sized change: desired record + work item + event.
@@ -56,7 +66,11 @@ fn main() {
             j.commit(|tx| plan(tx, i, now)).expect("commit");
             h.record(t.elapsed().as_micros() as u64).expect("record");
         }
-        rows.push(["single commit (record + item + event), latency".into(), format!("p50 {}  p99 {}", micros(&h, 0.5), micros(&h, 0.99)), format!("{n} commits")]);
+        rows.push([
+            "single commit (record + item + event), latency".into(),
+            format!("p50 {}  p99 {}", micros(&h, 0.5), micros(&h, 0.99)),
+            format!("{n} commits"),
+        ]);
     }
 
     // 2. Batched commits: 100 changes per commit.
@@ -68,7 +82,11 @@ fn main() {
             j.commit(|tx| (0..100).try_for_each(|i| plan(tx, b * 100 + i, now))).expect("commit");
         }
         let el = t.elapsed();
-        rows.push(["batched commits, 100 changes each".into(), format!("{:.0} changes/s", (batches * 100) as f64 / el.as_secs_f64()), format!("{:.2} ms per batch", el.as_secs_f64() * 1e3 / batches as f64)]);
+        rows.push([
+            "batched commits, 100 changes each".into(),
+            format!("{:.0} changes/s", (batches * 100) as f64 / el.as_secs_f64()),
+            format!("{:.2} ms per batch", el.as_secs_f64() * 1e3 / batches as f64),
+        ]);
     }
 
     // 3. Concurrent single-item committers share flushes (group commit).
@@ -88,7 +106,11 @@ fn main() {
             }
         });
         let el = t.elapsed();
-        rows.push([format!("{threads} concurrent committers (group commit)"), format!("{:.0} commits/s", (threads * per) as f64 / el.as_secs_f64()), format!("{} commits", threads * per)]);
+        rows.push([
+            format!("{threads} concurrent committers (group commit)"),
+            format!("{:.0} commits/s", (threads * per) as f64 / el.as_secs_f64()),
+            format!("{} commits", threads * per),
+        ]);
     }
 
     // 4. Queue: 100,000 items queued, then claim + complete until drained.
@@ -109,18 +131,29 @@ fn main() {
         let done = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| loop {
-                    let claimed = j.claim(now, 16, Duration::from_secs(60)).expect("claim");
-                    if claimed.is_empty() {
-                        break;
-                    }
-                    for c in claimed {
-                        j.commit(|tx| {
-                            tx.complete(c.lease, now)?;
-                            tx.put_applied_record(&key(c.item.id), &AppliedRecordSet { etag: "e".into(), owner: "o".into(), ttl: 300, targets: vec![], applied_at: now })
-                        })
-                        .expect("complete");
-                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                s.spawn(|| {
+                    loop {
+                        let claimed = j.claim(now, 16, Duration::from_secs(60)).expect("claim");
+                        if claimed.is_empty() {
+                            break;
+                        }
+                        for c in claimed {
+                            j.commit(|tx| {
+                                tx.complete(c.lease, now)?;
+                                tx.put_applied_record(
+                                    &key(c.item.id),
+                                    &AppliedRecordSet {
+                                        etag: "e".into(),
+                                        owner: "o".into(),
+                                        ttl: 300,
+                                        targets: vec![],
+                                        applied_at: now,
+                                    },
+                                )
+                            })
+                            .expect("complete");
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
                 });
             }
@@ -128,7 +161,11 @@ fn main() {
         let el = t.elapsed();
         let n = done.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(n, total, "every item completed exactly once");
-        rows.push([format!("queue claim + complete, {total} queued, 4 workers"), format!("{:.0} items/s", n as f64 / el.as_secs_f64()), format!("drained in {:.1} s", el.as_secs_f64())]);
+        rows.push([
+            format!("queue claim + complete, {total} queued, 4 workers"),
+            format!("{:.0} items/s", n as f64 / el.as_secs_f64()),
+            format!("drained in {:.1} s", el.as_secs_f64()),
+        ]);
     }
 
     // 5. Open time with 1,000,000 event-log entries.
@@ -140,7 +177,12 @@ fn main() {
             for b in 0..total.div_ceil(10_000) {
                 j.commit(|tx| {
                     for i in (b * 10_000)..((b + 1) * 10_000).min(total) {
-                        tx.append_event(NewEvent::new(now, "record.applied", key(i).to_string(), "created with If-None-Match: *"))?;
+                        tx.append_event(NewEvent::new(
+                            now,
+                            "record.applied",
+                            key(i).to_string(),
+                            "created with If-None-Match: *",
+                        ))?;
                     }
                     Ok(())
                 })
@@ -157,7 +199,11 @@ fn main() {
             size = j.size_on_disk();
             assert_eq!(j.last_event().expect("read").map(|e| e.seq), Some(total));
         }
-        rows.push([format!("open with {total} events"), format!("p50 {:.0} ms  max {:.0} ms", h.value_at_quantile(0.5) as f64 / 1e3, h.max() as f64 / 1e3), format!("{:.0} MiB on disk", size as f64 / (1 << 20) as f64)]);
+        rows.push([
+            format!("open with {total} events"),
+            format!("p50 {:.0} ms  max {:.0} ms", h.value_at_quantile(0.5) as f64 / 1e3, h.max() as f64 / 1e3),
+            format!("{:.0} MiB on disk", size as f64 / (1 << 20) as f64),
+        ]);
     }
 
     let mut table = Table::new();
@@ -166,6 +212,9 @@ fn main() {
         table.add_row(r);
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    println!("routewarden-store {} — {cores} cores — every commit durable (flushed) before it returns", env!("CARGO_PKG_VERSION"));
+    println!(
+        "routewarden-store {} — {cores} cores — every commit durable (flushed) before it returns",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("{table}");
 }

@@ -18,8 +18,8 @@ pub fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>> {
 pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&FORMAT, rest)) => {
-            let (value, tail) = postcard::take_from_bytes(rest)
-                .map_err(|e| Error::Decode { table, detail: e.to_string() })?;
+            let (value, tail) =
+                postcard::take_from_bytes(rest).map_err(|e| Error::Decode { table, detail: e.to_string() })?;
             if tail.is_empty() {
                 Ok(value)
             } else {

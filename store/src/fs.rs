@@ -26,7 +26,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     let meta = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
     if meta.permissions().mode() & 0o777 != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io("restrict permissions of", path, e))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("restrict permissions of", path, e))?;
     }
     Ok(())
 }

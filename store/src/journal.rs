@@ -699,11 +699,7 @@ impl Journal {
     /// Events with `seq > after`, oldest first, at most `limit`.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
         let start = after.saturating_add(1).to_be_bytes();
-        self.inner.trees[EVENTS]
-            .range(start..)
-            .take(limit)
-            .map(|r| codec::decode(tables::EVENTS, &r?.1))
-            .collect()
+        self.inner.trees[EVENTS].range(start..).take(limit).map(|r| codec::decode(tables::EVENTS, &r?.1)).collect()
     }
 
     pub fn first_event(&self) -> Result<Option<Event>> {

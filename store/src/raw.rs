@@ -27,8 +27,18 @@ pub mod tables {
     pub const ZONE_REPORTS: &str = "zone_reports";
 
     /// Every table of the current schema, in a fixed order (the order of transaction views).
-    pub const ALL: [&str; 10] =
-        [META, DNS_DESIRED, DNS_APPLIED, CERT_BINDINGS, CERT_VERSIONS, QUEUE_ITEMS, QUEUE_KEYS, QUEUE_DUE, EVENTS, ZONE_REPORTS];
+    pub const ALL: [&str; 10] = [
+        META,
+        DNS_DESIRED,
+        DNS_APPLIED,
+        CERT_BINDINGS,
+        CERT_VERSIONS,
+        QUEUE_ITEMS,
+        QUEUE_KEYS,
+        QUEUE_DUE,
+        EVENTS,
+        ZONE_REPORTS,
+    ];
 }
 
 /// Keys of the meta table.
@@ -180,7 +190,9 @@ impl RawJournal {
             Some(v) if v > SCHEMA_VERSION => {
                 Err(Error::NewerSchema { dir: self.dir.clone(), found: v, supported: SCHEMA_VERSION })
             }
-            found => Err(Error::NotMigrated { dir: self.dir.clone(), found: found.unwrap_or(0), expected: SCHEMA_VERSION }),
+            found => {
+                Err(Error::NotMigrated { dir: self.dir.clone(), found: found.unwrap_or(0), expected: SCHEMA_VERSION })
+            }
         }
     }
 }

@@ -73,7 +73,12 @@ fn every_acknowledged_commit_survives_kill_9() {
             assert_eq!(item.state, ItemState::Done, "round {round}: acknowledged completion of {key} lost");
         }
         for item in &items {
-            assert_eq!(item.state == ItemState::Done, applied.contains(&item.key), "round {round}: {} half-completed", item.key);
+            assert_eq!(
+                item.state == ItemState::Done,
+                applied.contains(&item.key),
+                "round {round}: {} half-completed",
+                item.key
+            );
         }
         j.close().unwrap();
     }

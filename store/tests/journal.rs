@@ -114,7 +114,13 @@ fn a_multi_table_change_commits_atomically_or_not_at_all() {
     let key = rs("/zones/example.com", "www");
     enqueue(&j, "www", "put", t(0));
     let c = j.claim(t(0), 1, LEASE).unwrap().remove(0);
-    let applied = AppliedRecordSet { etag: "e1".into(), owner: "o".into(), ttl: 300, targets: vec!["1.2.3.4".into()], applied_at: t(1) };
+    let applied = AppliedRecordSet {
+        etag: "e1".into(),
+        owner: "o".into(),
+        ttl: 300,
+        targets: vec!["1.2.3.4".into()],
+        applied_at: t(1),
+    };
     // An abort after writing to three tables leaves all of them untouched.
     let err = j
         .commit(|tx| {
@@ -242,7 +248,11 @@ fn compact_drops_old_done_items_and_excess_certificate_versions() {
         }
     }
     for v in 0..5 {
-        let key = CertVersionKey { vault: "https://kv.vault.azure.net".into(), object: "cert".into(), version: format!("v{v}") };
+        let key = CertVersionKey {
+            vault: "https://kv.vault.azure.net".into(),
+            object: "cert".into(),
+            version: format!("v{v}"),
+        };
         let value = CertVersion {
             x5t: "x".into(),
             not_before: t(0),
@@ -277,7 +287,8 @@ fn a_watch_sees_events_appended_after_it_started() {
     j.commit(|tx| tx.append_event(NewEvent::new(t(0), "before", "s", "m"))).unwrap();
     let mut w = j.watch_events();
     let j2 = j.clone();
-    let h = std::thread::spawn(move || j2.commit(|tx| tx.append_event(NewEvent::new(t(1), "after", "s", "m"))).unwrap());
+    let h =
+        std::thread::spawn(move || j2.commit(|tx| tx.append_event(NewEvent::new(t(1), "after", "s", "m"))).unwrap());
     let e = w.next_timeout(Duration::from_secs(5)).expect("an event").unwrap();
     assert_eq!((e.seq, e.action.as_str()), (2, "after"));
     h.join().unwrap();

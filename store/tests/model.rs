@@ -270,24 +270,26 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Op::Retry(_, d) => jj
                         .commit(|tx| tx.retry(lease, t(m.now + i64::from(*d)), "transient", now))
                         .map(|r| format!("{r:?}")),
-                    _ => jj
-                        .commit(|tx| {
-                            let state = tx.complete(lease, now)?;
-                            let item = tx.work_item(lease.id)?.unwrap();
-                            let applied = AppliedRecordSet {
-                                etag: "e".into(),
-                                owner: "o".into(),
-                                ttl: 300,
-                                targets: vec![format!("p{}", item.payload[0])],
-                                applied_at: now,
-                            };
-                            tx.put_applied_record(&rs("z", &item.key), &applied)?;
-                            tx.append_event(NewEvent::new(now, "record.applied", item.key.clone(), "ok"))?;
-                            Ok(state.to_string())
-                        }),
+                    _ => jj.commit(|tx| {
+                        let state = tx.complete(lease, now)?;
+                        let item = tx.work_item(lease.id)?.unwrap();
+                        let applied = AppliedRecordSet {
+                            etag: "e".into(),
+                            owner: "o".into(),
+                            ttl: 300,
+                            targets: vec![format!("p{}", item.payload[0])],
+                            applied_at: now,
+                        };
+                        tx.put_applied_record(&rs("z", &item.key), &applied)?;
+                        tx.append_event(NewEvent::new(now, "record.applied", item.key.clone(), "ok"))?;
+                        Ok(state.to_string())
+                    }),
                 };
                 match held {
-                    None => prop_assert!(matches!(result, Err(Error::LeaseLost { .. } | Error::ItemNotFound { .. })), "{result:?}"),
+                    None => prop_assert!(
+                        matches!(result, Err(Error::LeaseLost { .. } | Error::ItemNotFound { .. })),
+                        "{result:?}"
+                    ),
                     Some(key) => {
                         let expected = match &op {
                             Op::Complete(_) => m.complete(&key).to_string(),

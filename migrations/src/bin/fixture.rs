@@ -6,7 +6,9 @@ use routewarden_store::SCHEMA_VERSION;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = fixtures::path(SCHEMA_VERSION);
     if path.exists() && std::env::args().nth(1).as_deref() != Some("--force") {
-        return Err(format!("{} exists and is frozen; pass --force only if it was never released", path.display()).into());
+        return Err(
+            format!("{} exists and is frozen; pass --force only if it was never released", path.display()).into()
+        );
     }
     std::fs::write(&path, fixtures::current_fixture()?)?;
     println!("wrote {}", path.display());

@@ -2,7 +2,9 @@
 //! from four threads and prints every commit once it is acknowledged, until it is killed.
 //!   `a <n>`: item `k<n>` enqueued, desired record `k<n>` written and an event appended, atomically;
 //!   `c <n>`: item `k<n>` completed and its applied record written, atomically.
-use routewarden_store::{AppliedRecordSet, DesiredRecordSet, NewEvent, Options, RecordSetKey, RecordType, Time, testing};
+use routewarden_store::{
+    AppliedRecordSet, DesiredRecordSet, NewEvent, Options, RecordSetKey, RecordType, Time, testing,
+};
 use std::io::Write;
 use std::time::Duration;
 
@@ -24,14 +26,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let now = Time::now();
                     j.commit(|tx| {
                         tx.enqueue("crash", &format!("k{n}"), &n.to_be_bytes(), now)?;
-                        let d = DesiredRecordSet { ttl: 300, targets: vec![n.to_string()], owner: "o".into(), sources: vec![], updated_at: now };
+                        let d = DesiredRecordSet {
+                            ttl: 300,
+                            targets: vec![n.to_string()],
+                            owner: "o".into(),
+                            sources: vec![],
+                            updated_at: now,
+                        };
                         tx.put_desired_record(&key(n), &d)?;
                         tx.append_event(NewEvent::new(now, "crash.added", format!("k{n}"), "x"))
                     })?;
                     println_flush(&format!("a {n}"));
                     for c in j.claim(now, 1, Duration::from_secs(3600))? {
                         let m: u64 = c.item.key[1..].parse().unwrap_or(0);
-                        let a = AppliedRecordSet { etag: "e".into(), owner: "o".into(), ttl: 300, targets: vec![m.to_string()], applied_at: now };
+                        let a = AppliedRecordSet {
+                            etag: "e".into(),
+                            owner: "o".into(),
+                            ttl: 300,
+                            targets: vec![m.to_string()],
+                            applied_at: now,
+                        };
                         j.commit(|tx| {
                             tx.complete(c.lease, now)?;
                             tx.put_applied_record(&key(m), &a)

@@ -19,5 +19,11 @@ pub fn rs(zone: &str, name: &str) -> RecordSetKey {
 }
 
 pub fn desired(ip: &str) -> DesiredRecordSet {
-    DesiredRecordSet { ttl: 300, targets: vec![ip.into()], owner: "cluster/edns".into(), sources: vec![], updated_at: t(0) }
+    DesiredRecordSet {
+        ttl: 300,
+        targets: vec![ip.into()],
+        owner: "cluster/edns".into(),
+        sources: vec![],
+        updated_at: t(0),
+    }
 }
