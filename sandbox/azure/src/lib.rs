@@ -1,0 +1,1 @@
+//! Local Azure for the routewarden sandbox.
