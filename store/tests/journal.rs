@@ -294,3 +294,37 @@ fn a_watch_sees_events_appended_after_it_started() {
     h.join().unwrap();
     assert!(w.next_timeout(Duration::from_millis(50)).is_none());
 }
+
+#[test]
+fn concurrent_workers_never_claim_the_same_item_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path());
+    j.commit(|tx| {
+        for i in 0..2000 {
+            tx.enqueue("dns.record", &format!("k{i}"), b"p", t(0))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let claimed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let batch = j.claim(t(0), 8, LEASE).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                for c in batch {
+                    j.commit(|tx| tx.complete(c.lease, t(1))).unwrap();
+                    claimed.lock().unwrap().push(c.lease.id);
+                }
+            });
+        }
+    });
+    let mut ids = claimed.into_inner().unwrap();
+    ids.sort_unstable();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!((total, ids.len()), (2000, 2000), "every item claimed exactly once");
+    assert!(j.work_items().unwrap().iter().all(|i| i.state == ItemState::Done));
+}
