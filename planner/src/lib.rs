@@ -1,0 +1,12 @@
+//! Planners: pure functions from a snapshot of the cluster to desired state. No I/O, no clock,
+//! no Kubernetes or Azure types — the daemon's sources turn watched objects into the plain views
+//! defined here, and the journal diffs what comes out against what was applied.
+//!
+//! - [`dns`]: ClusterExternalDNS / ExternalDNS resources + Gateways, HTTPRoutes, GRPCRoutes and
+//!   Ingresses → desired record sets per zone, plus findings (hostnames outside every zone,
+//!   conflicts between resources, bad annotations) for status and Events.
+
+pub mod dns;
+pub mod hostname;
+pub mod selector;
+pub mod zone;
