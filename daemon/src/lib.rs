@@ -1,1 +1,13 @@
-//! routewarden: the daemon library.
+//! routewarden: the daemon library. Today the process is the journal's keeper and its operator
+//! window; the DNS and TLS controllers join it in later issues.
+//!
+//! - [`cli`] parses arguments (clap, with environment fallbacks) and dispatches: `run` goes to
+//!   [`daemon`], `journal …` reads [`view`]s from a stopped journal or from a running daemon's
+//!   [`admin`] endpoint and renders them (table, JSON, YAML).
+//! - [`view`] is the one place journal contents become operator-facing structs; the admin
+//!   endpoint serves exactly these and the CLI deserialises them, so both sources print alike.
+
+pub mod admin;
+pub mod cli;
+pub mod daemon;
+pub mod view;

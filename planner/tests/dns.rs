@@ -409,7 +409,7 @@ fn ingresses_are_sources_when_the_resource_asks_for_them() {
     };
     let snap = Snapshot { ingresses: vec![ing, unlabelled], ..Snapshot::default() };
     let gateways_only = cluster_dns("g", vec![zone("contoso.com")]);
-    assert!(plan(&[gateways_only.clone()], &snap, &cfg()).records.is_empty());
+    assert!(plan(std::slice::from_ref(&gateways_only), &snap, &cfg()).records.is_empty());
     let with_ingress = DnsResource {
         ingresses: true,
         route_labels: Some(LabelFilter::parse("public=true").unwrap()),
