@@ -1,5 +1,4 @@
-//! routewarden: the daemon library. Today the process is the journal's keeper and its operator
-//! window; the DNS and TLS controllers join it in later issues.
+//! routewarden: the daemon library — the journal's keeper and the operator's window into it.
 //!
 //! - [`cli`] parses arguments (clap, with environment fallbacks) and dispatches: `run` goes to
 //!   [`daemon`], `journal …` reads [`view`]s from a stopped journal or from a running daemon's

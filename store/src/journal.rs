@@ -514,7 +514,7 @@ impl Tx<'_> {
 impl Journal {
     pub(crate) fn from_raw(raw: RawJournal) -> Result<Self> {
         let trees = tables::ALL.iter().map(|t| raw.db.open_tree(t)).collect::<Result<Vec<_>, _>>()?;
-        let log_path = raw.dir.join("engine").join("db");
+        let log_path = raw.dir.join(crate::raw::ENGINE_DIR).join("db");
         let log_file = std::fs::File::open(&log_path).map_err(|e| Error::io("open engine log", &log_path, e))?;
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -575,7 +575,10 @@ impl Journal {
         }
         let covered = self.inner.written.load(Ordering::SeqCst);
         self.inner.raw.db.flush()?;
-        self.inner.log_file.sync_data().map_err(|e| Error::io("sync", self.dir().join("engine/db"), e))?;
+        self.inner
+            .log_file
+            .sync_data()
+            .map_err(|e| Error::io("sync", self.dir().join(crate::raw::ENGINE_DIR).join("db"), e))?;
         *flushed = covered;
         Ok(())
     }

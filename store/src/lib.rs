@@ -31,7 +31,7 @@ pub use journal::{
     Options, Retried, Summary, Tx, TxError, TxResult,
 };
 pub use model::*;
-pub use raw::{MigrationRecord, RawEntry, RawJournal, RawTable, SCHEMA_VERSION, meta_keys, tables};
+pub use raw::{MigrationRecord, RawEntry, RawJournal, RawTable, SCHEMA_VERSION, is_journal, meta_keys, tables};
 pub use time::Time;
 
 /// Helpers for this crate's tests, benchmarks and crash child: a journal stamped at the current

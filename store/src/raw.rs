@@ -81,13 +81,21 @@ pub struct RawJournal {
 #[derive(Debug, Clone)]
 pub struct RawTable(sled::Tree);
 
+/// The engine's directory inside a journal directory.
+pub(crate) const ENGINE_DIR: &str = "engine";
+
+/// Whether `dir` holds a journal (without opening, locking or creating anything).
+pub fn is_journal(dir: &Path) -> bool {
+    dir.join(ENGINE_DIR).is_dir()
+}
+
 impl RawJournal {
     /// Opens (creating if needed) the journal in `dir`: directory 0700, lock file, engine, files 0600.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         ensure_private_dir(&dir)?;
         let lock = DirLock::acquire(&dir)?;
-        let engine_dir = dir.join("engine");
+        let engine_dir = dir.join(ENGINE_DIR);
         ensure_private_dir(&engine_dir)?;
         let db = sled::Config::new()
             .path(&engine_dir)

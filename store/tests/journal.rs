@@ -309,14 +309,16 @@ fn concurrent_workers_never_claim_the_same_item_twice() {
     let claimed = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..4 {
-            s.spawn(|| loop {
-                let batch = j.claim(t(0), 8, LEASE).unwrap();
-                if batch.is_empty() {
-                    break;
-                }
-                for c in batch {
-                    j.commit(|tx| tx.complete(c.lease, t(1))).unwrap();
-                    claimed.lock().unwrap().push(c.lease.id);
+            s.spawn(|| {
+                loop {
+                    let batch = j.claim(t(0), 8, LEASE).unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for c in batch {
+                        j.commit(|tx| tx.complete(c.lease, t(1))).unwrap();
+                        claimed.lock().unwrap().push(c.lease.id);
+                    }
                 }
             });
         }

@@ -1,0 +1,187 @@
+//! The command line: `routewarden run` (the daemon) and `routewarden journal …` (the operator's
+//! window into the journal). Arguments are parsed once here, with environment fallbacks, into
+//! typed structs; [`main`] dispatches and turns every failure into one line on stderr and a
+//! documented exit code.
+
+pub mod journal;
+pub mod render;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/routewarden/journal";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9443";
+
+const JOURNAL_AFTER_HELP: &str = "\
+Sources:
+  --dir DIR    a stopped journal (only one process may open a journal at a time)
+  --admin URL  a running daemon's admin endpoint, e.g. http://127.0.0.1:9443
+  An explicit --admin or --dir wins; otherwise ROUTEWARDEN_ADMIN_URL, then the directory.
+
+Exit codes:
+  0  ok
+  1  error (including: no journal in the directory)
+  2  usage error (including: --follow without --admin)
+  3  journal in use by another process (reach the running daemon with --admin)
+  4  journal written by a newer schema than this build supports
+  5  admin endpoint unreachable";
+
+/// routewarden: Key Vault TLS certificates and Azure DNS records for Gateway API on AKS.
+#[derive(Debug, Parser)]
+#[command(name = "routewarden", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: open the journal and serve the admin endpoint.
+    Run(RunArgs),
+    /// Inspect the journal, stopped (--dir) or through a running daemon (--admin).
+    Journal(JournalArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Journal directory (created 0700 if absent).
+    #[arg(long, value_name = "DIR", env = "ROUTEWARDEN_JOURNAL_DIR", default_value = DEFAULT_JOURNAL_DIR)]
+    pub journal_dir: PathBuf,
+    /// Address of the admin endpoint; it has no authentication, so keep it on loopback.
+    #[arg(long, value_name = "ADDR", env = "ROUTEWARDEN_ADMIN_ADDR", default_value = DEFAULT_ADMIN_ADDR)]
+    pub admin_addr: SocketAddr,
+    /// Cluster id stamped into a new journal (a random one when absent).
+    #[arg(long, env = "ROUTEWARDEN_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Log format on stderr; the filter comes from RUST_LOG (default info).
+    #[arg(long, env = "ROUTEWARDEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = JOURNAL_AFTER_HELP)]
+pub struct JournalArgs {
+    /// Output format (export is always NDJSON).
+    #[arg(short, long, global = true, value_name = "FORMAT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Journal directory of a stopped daemon.
+    #[arg(long, global = true, env = "ROUTEWARDEN_JOURNAL_DIR", default_value = DEFAULT_JOURNAL_DIR)]
+    pub dir: PathBuf,
+    /// Admin endpoint of a running daemon.
+    #[arg(long, global = true, value_name = "URL", env = "ROUTEWARDEN_ADMIN_URL")]
+    pub admin: Option<String>,
+    #[command(subcommand)]
+    pub command: JournalCommand,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Pending,
+    InFlight,
+    Done,
+    Parked,
+}
+
+impl StateArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateArg::Pending => "pending",
+            StateArg::InFlight => "in-flight",
+            StateArg::Done => "done",
+            StateArg::Parked => "parked",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Schema, size, counts per table and queue state, oldest pending item, event range.
+    Summary,
+    /// Desired and applied DNS record sets, joined per key, with their sync status.
+    Records {
+        /// Only this zone (its DNS name or ARM resource id).
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
+    },
+    /// Certificate bindings and the certificate versions seen (metadata only).
+    Certs,
+    /// Work items.
+    Queue {
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// The event log, oldest first.
+    Events(EventsArgs),
+    /// Per-zone verification: headroom, stale and foreign-blocking records.
+    Stale,
+    /// Everything as NDJSON, one object per line tagged with "table", for support tickets.
+    Export,
+    /// Apply retention now (events, old done items, excess certificate versions).
+    Compact,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events at or after this time: a duration back from now (10m, 2h) or RFC 3339.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events with a sequence number above this.
+    #[arg(long, value_name = "SEQ")]
+    pub after: Option<u64>,
+    /// At most this many: the newest ones, or the first ones after --after/--since.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Keep printing events as they are appended (needs --admin). Table output becomes one
+    /// fixed-width line per event, JSON one object per line, YAML one document per event.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+/// Parses the process arguments, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { journal::EXIT_USAGE } else { 0 });
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(journal::EXIT_USAGE);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => match crate::daemon::main(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("routewarden: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Journal(args) => {
+            let explicit =
+                matches.subcommand_matches("journal").map(journal::ExplicitSource::from_matches).unwrap_or_default();
+            journal::main(args, explicit)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `routewarden run`: the daemon process. It opens the journal (running pending migrations),
+//! serves the admin endpoint, and on SIGTERM or Ctrl-C stops accepting, ends open streams, and
+//! closes the journal so the next process (or `routewarden journal --dir`) can open it.
+
+use crate::admin;
+use crate::cli::{LogFormat, RunArgs};
+use routewarden_store::Time;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// How long shutdown waits for open admin connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What starting or stopping the daemon can fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("failed to start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("failed to install the {signal} handler: {source}")]
+    Signal { signal: &'static str, source: std::io::Error },
+    #[error("failed to open journal {}: {source}", dir.display())]
+    OpenJournal { dir: PathBuf, source: routewarden_migrations::Error },
+    #[error("journal open task failed: {0}")]
+    Task(String),
+    #[error("failed to bind the admin endpoint to {addr}: {source}")]
+    BindAdmin { addr: SocketAddr, source: std::io::Error },
+    #[error("admin endpoint failed: {0}")]
+    ServeAdmin(std::io::Error),
+    #[error("failed to close journal: {0}")]
+    CloseJournal(routewarden_store::Error),
+}
+
+/// Sets up logging and the runtime, and runs until SIGTERM or Ctrl-C.
+pub fn main(args: RunArgs) -> Result<(), DaemonError> {
+    init_tracing(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(DaemonError::Runtime)?;
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        run(args, shutdown).await
+    });
+    // Followers poll for shutdown every half second; don't let a stuck one hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+/// Logs go to stderr; colour only on a terminal without NO_COLOR.
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => {
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(ansi).try_init()
+        }
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives while starting is not
+/// lost) and returns a future that completes on the first of them.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, DaemonError> {
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|source| DaemonError::Signal { signal: "SIGTERM", source })?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|source| DaemonError::Signal { signal: "SIGINT", source })?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+    })
+}
+
+/// The daemon proper: open the journal, serve the admin endpoint until `shutdown`, close.
+pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
+    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _ } = args;
+    let dir = journal_dir.clone();
+    let options = routewarden_migrations::OpenOptions { cluster_id, ..Default::default() };
+    let journal = tokio::task::spawn_blocking(move || routewarden_migrations::open(&journal_dir, options, Time::now()))
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))?
+        .map_err(|source| DaemonError::OpenJournal { dir: dir.clone(), source })?;
+    tracing::info!(dir = %dir.display(), cluster_id = journal.cluster_id().ok().flatten().as_deref().unwrap_or("-"), "journal open");
+
+    let listener =
+        TcpListener::bind(admin_addr).await.map_err(|source| DaemonError::BindAdmin { addr: admin_addr, source })?;
+    let addr = listener.local_addr().map_err(|source| DaemonError::BindAdmin { addr: admin_addr, source })?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "admin endpoint is not on loopback; it has no authentication");
+    }
+    tracing::info!(%addr, "admin endpoint listening on http://{addr}");
+    let (stop, mut stopped) = watch::channel(false);
+    let signalled = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        // Past this, connections still open after the signal are abandoned, not waited for.
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let serve = admin::serve(listener, journal.clone(), async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    tokio::select! {
+        served = serve => served.map_err(DaemonError::ServeAdmin)?,
+        () = signalled => tracing::warn!(grace = ?SHUTDOWN_GRACE, "admin connections still open after the grace period; closing anyway"),
+    }
+    tracing::info!("admin endpoint stopped");
+
+    tokio::task::spawn_blocking(move || journal.close())
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))?
+        .map_err(DaemonError::CloseJournal)?;
+    tracing::info!(dir = %dir.display(), "journal closed");
+    Ok(())
+}
