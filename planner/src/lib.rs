@@ -5,8 +5,11 @@
 //! - [`dns`]: ClusterExternalDNS / ExternalDNS resources + Gateways, HTTPRoutes, GRPCRoutes and
 //!   Ingresses → desired record sets per zone, plus findings (hostnames outside every zone,
 //!   conflicts between resources, bad annotations) for status and Events.
+//! - [`tls`]: Gateways + ServiceAccounts → a certificate binding per listener that carries the
+//!   Key Vault TLS options, or the reason it cannot have one.
 
 pub mod dns;
 pub mod hostname;
 pub mod selector;
+pub mod tls;
 pub mod zone;
