@@ -304,3 +304,39 @@ pub fn poll_groups(plan: &TlsPlan) -> BTreeMap<PollKey, Vec<CertBindingKey>> {
     }
     groups
 }
+
+/// The `spec` of the SecretProviderClass for a binding, equivalent to the one the AKS operator
+/// writes (provider `azure`, the certificate's backing secret as `objectType: secret`, a
+/// `kubernetes.io/tls` secret object) but with workload-identity parameters: the Secrets Store CSI
+/// driver can mount it as it is, while routewarden itself syncs the Secret without any pod.
+/// `cloud_name` is the provider's `cloudName` (e.g. `AzureChinaCloud`); `None` for the public cloud.
+pub fn secret_provider_class_spec(b: &Binding, cloud_name: Option<&str>) -> serde_json::Value {
+    let mut object = serde_json::json!({ "objectName": b.uri.name, "objectType": "secret" });
+    if let Some(v) = &b.uri.version {
+        object["objectVersion"] = v.clone().into();
+    }
+    // The provider reads `objects` as a string holding {"array": [<one string per object>]}.
+    let objects = serde_json::json!({ "array": [object.to_string()] }).to_string();
+    let mut parameters = serde_json::json!({
+        "usePodIdentity": "false",
+        "clientID": b.identity.client_id,
+        "keyvaultName": b.uri.vault,
+        "tenantId": b.identity.tenant_id,
+        "objects": objects,
+    });
+    if let Some(cloud) = cloud_name {
+        parameters["cloudName"] = cloud.into();
+    }
+    serde_json::json!({
+        "provider": "azure",
+        "parameters": parameters,
+        "secretObjects": [{
+            "secretName": b.object_name,
+            "type": "kubernetes.io/tls",
+            "data": [
+                { "objectName": b.uri.name, "key": "tls.key" },
+                { "objectName": b.uri.name, "key": "tls.crt" },
+            ],
+        }],
+    })
+}

@@ -251,3 +251,39 @@ fn long_names_are_shortened_deterministically_and_stay_distinct() {
     let s = shorten(&"x".repeat(30), 20);
     assert_eq!((s.len(), &s[..10]), (20, "xxxxxxxxx-"), "prefix, hyphen, 10 hex characters");
 }
+
+#[test]
+fn the_secret_provider_class_matches_the_operators_shape_with_workload_identity() {
+    let plan = plan(
+        &[gateway("app-a", "a-gateway", vec![https("https", &seed_options())])],
+        &[sa("app-a", "approuting-demo-sa", &[(ANNOTATION_CLIENT_ID, CLIENT)])],
+        &cfg(),
+    );
+    let b = &plan.bindings[&key("app-a", "a-gateway", "https")];
+    let spec = secret_provider_class_spec(b, None);
+    assert_eq!(
+        spec,
+        serde_json::json!({
+            "provider": "azure",
+            "parameters": {
+                "usePodIdentity": "false",
+                "clientID": CLIENT,
+                "keyvaultName": "kv-demo",
+                "tenantId": "tenant-0",
+                "objects": "{\"array\":[\"{\\\"objectName\\\":\\\"wildcard\\\",\\\"objectType\\\":\\\"secret\\\"}\"]}",
+            },
+            "secretObjects": [{
+                "secretName": "kv-gw-cert-a-gateway-https",
+                "type": "kubernetes.io/tls",
+                "data": [{"objectName": "wildcard", "key": "tls.key"}, {"objectName": "wildcard", "key": "tls.crt"}],
+            }],
+        })
+    );
+    let mut pinned = b.clone();
+    pinned.uri.version = Some("0123456789abcdef0123456789abcdef".into());
+    let spec = secret_provider_class_spec(&pinned, Some("AzureChinaCloud"));
+    assert_eq!(spec["parameters"]["cloudName"], "AzureChinaCloud");
+    let objects: serde_json::Value = serde_json::from_str(spec["parameters"]["objects"].as_str().unwrap()).unwrap();
+    let object: serde_json::Value = serde_json::from_str(objects["array"][0].as_str().unwrap()).unwrap();
+    assert_eq!(object["objectVersion"], "0123456789abcdef0123456789abcdef");
+}
