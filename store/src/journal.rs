@@ -351,10 +351,16 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Queues work for (kind, key), due now. One item per key: a new payload replaces the old
-    /// one (newest wins) and resets the attempt count; the same payload again changes nothing.
-    /// An item in flight gets the new payload and runs again once its worker completes it.
+    /// Queues work for (kind, key), due now. See [`Tx::enqueue_at`].
     pub fn enqueue(&self, kind: &str, key: &str, payload: &[u8], now: Time) -> TxResult<Enqueued> {
+        self.enqueue_at(kind, key, payload, now, now)
+    }
+
+    /// Queues work for (kind, key), due at `due` (e.g. a deletion held down for a while). One item
+    /// per key: a new payload replaces the old one (newest wins), resets the attempt count and
+    /// takes the new due time; the same payload again changes nothing. An item in flight gets the
+    /// new payload and runs again once its worker completes it.
+    pub fn enqueue_at(&self, kind: &str, key: &str, payload: &[u8], due: Time, now: Time) -> TxResult<Enqueued> {
         let index_key = queue_key(kind, key)?;
         let Some(mut item) = self.work_item_by_key(kind, key)? else {
             let id = self.next_counter(meta_keys::NEXT_ITEM_ID)?;
@@ -365,14 +371,14 @@ impl Tx<'_> {
                 payload: payload.to_vec(),
                 state: ItemState::Done,
                 attempts: 0,
-                next_attempt_at: now,
+                next_attempt_at: due,
                 lease_token: 0,
                 last_error: None,
                 rerun: false,
                 created_at: now,
                 updated_at: now,
             };
-            self.schedule(&mut item, ItemState::Pending, now)?;
+            self.schedule(&mut item, ItemState::Pending, due)?;
             self.store_item(&item)?;
             self.put(QUEUE_KEYS, &index_key, &id)?;
             return Ok(Enqueued::Created(id));
@@ -387,7 +393,7 @@ impl Tx<'_> {
         } else {
             item.attempts = 0;
             item.last_error = None;
-            self.schedule(&mut item, ItemState::Pending, now)?;
+            self.schedule(&mut item, ItemState::Pending, due)?;
         }
         self.store_item(&item)?;
         Ok(Enqueued::Updated(item.id))

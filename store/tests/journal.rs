@@ -330,3 +330,17 @@ fn concurrent_workers_never_claim_the_same_item_twice() {
     assert_eq!((total, ids.len()), (2000, 2000), "every item claimed exactly once");
     assert!(j.work_items().unwrap().iter().all(|i| i.state == ItemState::Done));
 }
+
+#[test]
+fn work_enqueued_for_later_waits_until_it_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path());
+    // A deletion held down for five minutes.
+    j.commit(|tx| tx.enqueue_at("dns.record", "a", b"delete", t(300_000), t(0))).unwrap();
+    assert!(j.claim(t(299_999), 10, LEASE).unwrap().is_empty());
+    // The source comes back: the new payload replaces the deletion and is due at once.
+    j.commit(|tx| tx.enqueue("dns.record", "a", b"upsert", t(1_000))).unwrap();
+    let c = j.claim(t(1_000), 10, LEASE).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].item.payload, b"upsert");
+}

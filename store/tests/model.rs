@@ -17,7 +17,8 @@ const MAX_ATTEMPTS: u32 = 3;
 enum Op {
     PutDesired(u8, u8),
     DeleteDesired(u8),
-    Enqueue(u8, u8),
+    /// Enqueue key, payload, due this many ms from now.
+    Enqueue(u8, u8, u16),
     Claim(u8),
     Complete(u8),
     Retry(u8, u16),
@@ -34,7 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..6u8, 0..4u8).prop_map(|(k, v)| Op::PutDesired(k, v)),
         1 => (0..6u8).prop_map(Op::DeleteDesired),
-        4 => (0..6u8, 0..3u8).prop_map(|(k, v)| Op::Enqueue(k, v)),
+        4 => (0..6u8, 0..3u8, prop_oneof![Just(0u16), 0..3000u16]).prop_map(|(k, v, d)| Op::Enqueue(k, v, d)),
         3 => (1..4u8).prop_map(Op::Claim),
         2 => any::<u8>().prop_map(Op::Complete),
         2 => (any::<u8>(), 0..3000u16).prop_map(|(l, d)| Op::Retry(l, d)),
@@ -92,15 +93,14 @@ impl Model {
         self.event("item.parked", format!("test/{key}"));
     }
 
-    fn enqueue(&mut self, key: &str, payload: Vec<u8>) -> Enqueued {
-        let now = self.now;
+    fn enqueue(&mut self, key: &str, payload: Vec<u8>, due: i64) -> Enqueued {
         match self.items.get_mut(key) {
             None => {
                 self.next_id += 1;
                 let id = self.next_id;
                 self.items.insert(
                     key.into(),
-                    MItem { id, payload, state: ItemState::Pending, attempts: 0, next_at: now, token: 0, rerun: false },
+                    MItem { id, payload, state: ItemState::Pending, attempts: 0, next_at: due, token: 0, rerun: false },
                 );
                 Enqueued::Created(id)
             }
@@ -111,7 +111,7 @@ impl Model {
                     i.rerun = true;
                 } else {
                     i.attempts = 0;
-                    Self::schedule(i, ItemState::Pending, now);
+                    Self::schedule(i, ItemState::Pending, due);
                 }
                 Enqueued::Updated(i.id)
             }
@@ -247,9 +247,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let existed = jj.commit(|tx| tx.delete_desired_record(&rs("z", &key_name(k)))).unwrap();
                 prop_assert_eq!(existed, m.desired.remove(&key_name(k)).is_some());
             }
-            Op::Enqueue(k, v) => {
-                let got = jj.commit(|tx| tx.enqueue("test", &key_name(k), &[v], now)).unwrap();
-                prop_assert_eq!(got, m.enqueue(&key_name(k), vec![v]));
+            Op::Enqueue(k, v, d) => {
+                let due = m.now + i64::from(d);
+                let got = jj.commit(|tx| tx.enqueue_at("test", &key_name(k), &[v], t(due), now)).unwrap();
+                prop_assert_eq!(got, m.enqueue(&key_name(k), vec![v], due));
             }
             Op::Claim(n) => {
                 let got: Vec<(String, Lease)> = jj
