@@ -5,8 +5,11 @@
 //!   [`admin`] endpoint and renders them (table, JSON, YAML).
 //! - [`view`] is the one place journal contents become operator-facing structs; the admin
 //!   endpoint serves exactly these and the CLI deserialises them, so both sources print alike.
+//! - [`crd`] holds the ClusterExternalDNS / ExternalDNS types, generates their CRDs
+//!   (`routewarden crd`), and converts watched objects into the planner's input.
 
 pub mod admin;
 pub mod cli;
+pub mod crd;
 pub mod daemon;
 pub mod view;

@@ -1,7 +1,7 @@
-//! The command line: `routewarden run` (the daemon) and `routewarden journal …` (the operator's
-//! window into the journal). Arguments are parsed once here, with environment fallbacks, into
-//! typed structs; [`main`] dispatches and turns every failure into one line on stderr and a
-//! documented exit code.
+//! The command line: `routewarden run` (the daemon), `routewarden journal …` (the operator's
+//! window into the journal) and `routewarden crd` (the CRDs to install). Arguments are parsed
+//! once here, with environment fallbacks, into typed structs; [`main`] dispatches and turns every
+//! failure into one line on stderr and a documented exit code.
 
 pub mod journal;
 pub mod render;
@@ -42,6 +42,16 @@ pub enum Command {
     Run(RunArgs),
     /// Inspect the journal, stopped (--dir) or through a running daemon (--admin).
     Journal(JournalArgs),
+    /// Print routewarden's CustomResourceDefinitions as multi-document YAML (kubectl apply -f -).
+    Crd(CrdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write one file per CRD (<plural>.<group>.yaml) into DIR instead of printing, e.g.
+    /// `routewarden crd --write deploy/crds`.
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -183,5 +193,24 @@ pub fn main() -> ExitCode {
                 matches.subcommand_matches("journal").map(journal::ExplicitSource::from_matches).unwrap_or_default();
             journal::main(args, explicit)
         }
+        Command::Crd(args) => match crd(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("routewarden: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn crd(CrdArgs { write }: CrdArgs) -> anyhow::Result<()> {
+    match write {
+        Some(dir) => {
+            for path in crate::crd::write_dir(&dir)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => print!("{}", crate::crd::render_all()?),
+    }
+    Ok(())
 }
