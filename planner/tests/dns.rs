@@ -135,6 +135,20 @@ fn seed_000_namespaced_external_dns_sees_its_namespace_and_its_label_filter() {
     assert_eq!(plan.records.values().next().unwrap().owner, "cluster-1/externaldns/app-a/demo-ns-dns");
 }
 
+/// The route lives in `apps` and names its parent in `infra` explicitly.
+fn from_apps_namespace(r: &mut Route) {
+    r.namespace = "apps".into();
+    r.parents[0].namespace = Some("infra".into());
+}
+
+/// The listener admits routes from namespaces labelled `shared-gw=yes`.
+fn allow_shared_gw_namespaces(l: &mut Listener) {
+    l.allowed_namespaces = FromNamespaces::Selector(LabelSelector {
+        match_labels: labels(&[("shared-gw", "yes")]),
+        match_expressions: vec![],
+    });
+}
+
 /// Route hostnames only (the Gateway listener has no hostname of its own), so attachment decides.
 fn attached(
     route_mut: impl Fn(&mut Route),
@@ -171,16 +185,7 @@ fn follows_gateway_api_attachment_rules() {
         ("not accepted by the parent", |r| r.parents[0].accepted = false, |_| {}, |_| {}, false),
         ("parentRef to a Service", |r| r.parents[0].kind = Some("Service".into()), |_| {}, |_| {}, false),
         ("parentRef in another group", |r| r.parents[0].group = Some("example.io".into()), |_| {}, |_| {}, false),
-        (
-            "route in another namespace, listener allows Same",
-            |r| {
-                r.namespace = "apps".into();
-                r.parents[0].namespace = Some("infra".into())
-            },
-            |_| {},
-            |_| {},
-            false,
-        ),
+        ("route in another namespace, listener allows Same", from_apps_namespace, |_| {}, |_| {}, false),
         (
             "route in another namespace without parent namespace",
             |r| r.namespace = "apps".into(),
@@ -190,26 +195,15 @@ fn follows_gateway_api_attachment_rules() {
         ),
         (
             "route in another namespace, listener allows All",
-            |r| {
-                r.namespace = "apps".into();
-                r.parents[0].namespace = Some("infra".into())
-            },
+            from_apps_namespace,
             |l| l.allowed_namespaces = FromNamespaces::All,
             |_| {},
             true,
         ),
         (
             "namespace selector matches",
-            |r| {
-                r.namespace = "apps".into();
-                r.parents[0].namespace = Some("infra".into())
-            },
-            |l| {
-                l.allowed_namespaces = FromNamespaces::Selector(LabelSelector {
-                    match_labels: labels(&[("shared-gw", "yes")]),
-                    match_expressions: vec![],
-                })
-            },
+            from_apps_namespace,
+            allow_shared_gw_namespaces,
             |s| {
                 s.namespaces.insert("apps".into(), labels(&[("shared-gw", "yes")]));
             },
@@ -217,16 +211,8 @@ fn follows_gateway_api_attachment_rules() {
         ),
         (
             "namespace selector does not match",
-            |r| {
-                r.namespace = "apps".into();
-                r.parents[0].namespace = Some("infra".into())
-            },
-            |l| {
-                l.allowed_namespaces = FromNamespaces::Selector(LabelSelector {
-                    match_labels: labels(&[("shared-gw", "yes")]),
-                    match_expressions: vec![],
-                })
-            },
+            from_apps_namespace,
+            allow_shared_gw_namespaces,
             |s| {
                 s.namespaces.insert("apps".into(), Labels::new());
             },
