@@ -1,0 +1,8 @@
+//! Integration tests of local Azure through plain HTTPS (reqwest trusting the sandbox CA):
+//! Entra token exchange, ARM DNS, Key Vault, and the fidelity knobs and admin API.
+
+mod common;
+mod dns;
+mod entra;
+mod fidelity;
+mod keyvault;
