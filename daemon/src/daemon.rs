@@ -33,6 +33,8 @@ pub enum DaemonError {
     ServeAdmin(std::io::Error),
     #[error("failed to close journal: {0}")]
     CloseJournal(routewarden_store::Error),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Sets up logging and the runtime, and runs until SIGTERM or Ctrl-C.
@@ -79,7 +81,16 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, Da
 
 /// The daemon proper: open the journal, serve the admin endpoint until `shutdown`, close.
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
-    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _ } = args;
+    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, azure } = args;
+    let azure = crate::config::AzureSettings::from_args(&azure)?;
+    tracing::info!(
+        cloud = %azure.cloud.name,
+        authority = %azure.cloud.authority_host,
+        resource_manager = %azure.cloud.resource_manager,
+        key_vault_suffix = %azure.cloud.key_vault_suffix,
+        default_tenant = azure.default_tenant.as_deref().unwrap_or("-"),
+        "azure configured"
+    );
     let dir = journal_dir.clone();
     let options = routewarden_migrations::OpenOptions { cluster_id, ..Default::default() };
     let journal = tokio::task::spawn_blocking(move || routewarden_migrations::open(&journal_dir, options, Time::now()))

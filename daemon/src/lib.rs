@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod config;
 pub mod crd;
 pub mod daemon;
 pub mod view;

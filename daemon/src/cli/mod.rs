@@ -74,6 +74,33 @@ pub struct RunArgs {
     /// Log format on stderr; the filter comes from RUST_LOG (default info).
     #[arg(long, env = "ROUTEWARDEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+/// Where Azure is and how to reach it.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Azure")]
+pub struct AzureArgs {
+    /// Azure cloud: AzurePublicCloud, AzureChinaCloud, AzureUSGovernmentCloud, or the path of an ARM
+    /// /metadata/endpoints JSON document (Azure Stack, air-gapped clouds).
+    #[arg(long, value_name = "CLOUD|FILE", env = "ROUTEWARDEN_AZURE_CLOUD", default_value = "AzurePublicCloud")]
+    pub azure_cloud: String,
+    /// Entra tenant for identities whose ServiceAccount has no azure.workload.identity/tenant-id.
+    #[arg(long, value_name = "UUID", env = "ROUTEWARDEN_TENANT_ID")]
+    pub tenant_id: Option<String>,
+    /// PEM file of CA certificates trusted for Azure endpoints in addition to the system roots.
+    #[arg(long, value_name = "FILE", env = "ROUTEWARDEN_AZURE_EXTRA_CA")]
+    pub azure_extra_ca: Option<PathBuf>,
+    /// Send Azure calls for HOST (or every name under *.SUFFIX) to IP:PORT; repeatable, or
+    /// comma-separated in the environment variable.
+    #[arg(
+        long = "azure-host-override",
+        value_name = "HOST=IP:PORT",
+        env = "ROUTEWARDEN_AZURE_HOST_OVERRIDES",
+        value_delimiter = ','
+    )]
+    pub azure_host_overrides: Vec<routewarden_azure::transport::HostOverride>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -185,7 +212,8 @@ pub fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("routewarden: {e:#}");
-                ExitCode::FAILURE
+                let usage = matches!(e, crate::daemon::DaemonError::Config(_));
+                if usage { ExitCode::from(journal::EXIT_USAGE) } else { ExitCode::FAILURE }
             }
         },
         Command::Journal(args) => {
