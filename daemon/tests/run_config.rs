@@ -37,7 +37,9 @@ fn bad_azure_settings_stop_the_daemon_naming_the_flag() {
     let garbage_ca = tmp.path().join("garbage.pem");
     std::fs::write(&garbage_ca, "not a certificate").unwrap();
     let (no_kv, garbage_ca) = (no_kv.to_str().unwrap().to_owned(), garbage_ca.to_str().unwrap().to_owned());
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    // (what, flags, environment, words the error must contain)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
         ("unknown cloud", vec!["--azure-cloud", "AzureGermanCloud"], vec![], vec!["--azure-cloud", "AzureGermanCloud"]),
         ("missing endpoints file", vec!["--azure-cloud", "/nonexistent/cloud.json"], vec![], vec!["--azure-cloud"]),
         (
