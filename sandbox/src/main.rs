@@ -35,7 +35,8 @@ enum Command {
         /// Keep objects in memory only; by default they are saved in DIR and restored on restart.
         #[arg(long)]
         in_memory: bool,
-        /// Also install the CustomResourceDefinitions in these directories (e.g. deploy/crds).
+        /// Also install the CustomResourceDefinitions in these directories (routewarden's own CRDs
+        /// are always installed).
         #[arg(long = "crds", env = "ROUTEWARDEN_SANDBOX_CRDS", value_delimiter = ',')]
         crd_dirs: Vec<PathBuf>,
         /// Local Azure scenario (YAML: tenants, zones, vaults, identities, role assignments);
@@ -122,7 +123,7 @@ async fn up(
     no_azure: bool,
 ) -> anyhow::Result<()> {
     let state_dir = (!in_memory).then(|| dir.join("state"));
-    let mut extra_crds = Vec::new();
+    let mut extra_crds = routewarden_sandbox::kube::crd::routewarden_crds();
     for crd_dir in &crd_dirs {
         extra_crds.extend(routewarden_sandbox::kube::crd::load_dir(crd_dir)?);
     }

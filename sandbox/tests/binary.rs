@@ -134,6 +134,13 @@ async fn up_runs_local_azure_from_the_same_ca_and_trusts_its_service_account_tok
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let crds = kubectl.ok(&["get", "crd", "-o", "name"]).await;
+    assert!(
+        crds.contains("clusterexternaldnses.approuting.kubernetes.azure.com")
+            && crds.contains("externaldnses.approuting.kubernetes.azure.com"),
+        "routewarden's CRDs are served without flags: {crds}"
+    );
+
     let version = sandbox(&["rotate-certificate", "kv-demo", "approuting-demo-cert"]);
     assert_eq!(version.trim().len(), 32, "a new Key Vault version id: {version}");
     let calls = sandbox(&["calls"]);

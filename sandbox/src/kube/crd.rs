@@ -204,7 +204,6 @@ pub fn secret_provider_class_crd() -> Value {
 /// Reads every CustomResourceDefinition from the `*.yaml`/`*.yml`/`*.json` files of `dir`
 /// (multi-document YAML allowed), in file-name order — e.g. routewarden's `deploy/crds`.
 pub fn load_dir(dir: &std::path::Path) -> anyhow::Result<Vec<Value>> {
-    use serde::Deserialize;
     let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -214,14 +213,32 @@ pub fn load_dir(dir: &std::path::Path) -> anyhow::Result<Vec<Value>> {
     let mut crds = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path)?;
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            if value.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
-                crds.push(value);
-            }
+        crds.extend(parse_crds(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+    }
+    Ok(crds)
+}
+
+/// The CustomResourceDefinitions among the documents of a YAML stream.
+fn parse_crds(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
+    use serde::Deserialize;
+    let mut crds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = Value::deserialize(doc)?;
+        if value.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
+            crds.push(value);
         }
     }
     Ok(crds)
+}
+
+/// routewarden's own CRDs as checked in under `deploy/crds` (generated from the daemon's types, a
+/// drift test keeps them current), built into the sandbox so `up` serves them with no flags.
+pub fn routewarden_crds() -> Vec<Value> {
+    const FILES: [&str; 2] = [
+        include_str!("../../../deploy/crds/clusterexternaldnses.approuting.kubernetes.azure.com.yaml"),
+        include_str!("../../../deploy/crds/externaldnses.approuting.kubernetes.azure.com.yaml"),
+    ];
+    FILES.iter().flat_map(|text| parse_crds(text).unwrap_or_default()).collect()
 }
 
 /// The `approuting-istio` GatewayClass.
@@ -232,4 +249,15 @@ pub fn approuting_gateway_class() -> Value {
         "metadata": {"name": "approuting-istio"},
         "spec": {"controllerName": GATEWAY_CONTROLLER, "description": "Application Routing Gateway API (istio), emulated by routewarden-sandbox"},
     })
+}
+
+#[cfg(test)]
+mod embedded_tests {
+    #[test]
+    fn every_crd_in_deploy_is_built_in() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
+        let on_disk = super::load_dir(&dir).expect("deploy/crds loads");
+        assert_eq!(super::routewarden_crds(), on_disk, "add the new file under deploy/crds to routewarden_crds()");
+        assert_eq!(on_disk.len(), 2);
+    }
 }
