@@ -122,7 +122,9 @@ impl AzureError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources on one line (`a: b: c`), skipping a source whose text the message
+/// already contains — HTTP client errors tend to repeat their cause.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -10,6 +10,7 @@ use crate::view::{
     self, CertsView, CompactView, EventFilter, EventView, QueueFilter, RecordView, StaleView, SummaryView, WorkItemView,
 };
 use futures::StreamExt;
+use routewarden_azure::error::chain as error_chain;
 use routewarden_store::{Journal, Time};
 use serde::de::DeserializeOwned;
 use std::io::Write;
@@ -101,20 +102,6 @@ pub enum Source {
 pub struct Remote {
     base: String,
     client: reqwest::Client,
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let part = c.to_string();
-        if !s.contains(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 impl Remote {
