@@ -108,7 +108,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn summary(State(s): State<AdminState>) -> Result<Json<view::SummaryView>, AdminError> {
-    Ok(Json(blocking(&s, |j| view::summary(j, Time::now())).await?))
+    Ok(Json(blocking(&s, view::summary).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,11 +29,6 @@ pub struct AzureSettings {
     pub http: reqwest::Client,
 }
 
-fn is_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
 impl AzureSettings {
     pub fn from_args(args: &AzureArgs) -> Result<Self, ConfigError> {
         let AzureArgs { azure_cloud, tenant_id, azure_extra_ca, azure_host_overrides } = args;
@@ -45,7 +40,8 @@ impl AzureSettings {
             Err(e) => return Err(bad("--azure-cloud", format!("{e}; no such endpoints file either"))),
         };
         if let Some(t) = tenant_id
-            && !is_uuid(t)
+            // The CRDs' check, without their lower-case rule: tenant ids are pasted from anywhere.
+            && !crate::crd::convert::is_uuid(&t.to_ascii_lowercase())
         {
             return Err(bad("--tenant-id", format!("{t:?} is not a tenant id (a UUID)")));
         }

@@ -65,8 +65,8 @@ pub struct MigrationView {
     pub applied_at: Timestamp,
 }
 
-pub fn summary(j: &Journal, now: Time) -> Result<SummaryView> {
-    let s = j.summary(now)?;
+pub fn summary(j: &Journal) -> Result<SummaryView> {
+    let s = j.summary()?;
     let queue = s
         .queue
         .into_iter()
@@ -569,7 +569,7 @@ pub fn export(j: &Journal, now: Time, mut emit: impl FnMut(ExportLine) -> bool) 
     let meta = ExportMeta {
         exported_at: ts(now),
         routewarden_version: env!("CARGO_PKG_VERSION").to_owned(),
-        summary: summary(j, now)?,
+        summary: summary(j)?,
     };
     if !emit(ExportLine::Meta(meta)) {
         return Ok(());

@@ -175,9 +175,9 @@ fn event_query(f: &EventFilter) -> Vec<(&'static str, String)> {
 }
 
 impl Source {
-    async fn summary(&self, now: Time) -> Result<SummaryView, CliError> {
+    async fn summary(&self) -> Result<SummaryView, CliError> {
         match self {
-            Source::Local(j) => view::summary(j, now).map_err(|e| read_err(j, e)),
+            Source::Local(j) => view::summary(j).map_err(|e| read_err(j, e)),
             Source::Remote(r) => r.get("summary", &[]).await,
         }
     }
@@ -330,7 +330,7 @@ async fn execute<W: Write>(
     let now = style.now;
     let text = match command {
         JournalCommand::Summary => {
-            let v = source.summary(now).await?;
+            let v = source.summary().await?;
             structured(&v, output).unwrap_or_else(|| render::summary(&v, style))
         }
         JournalCommand::Records { zone } => {
