@@ -607,31 +607,37 @@ impl AzureClient {
     }
 }
 
+/// The record array's name in `properties`: public zones say `ARecords`, private zones `aRecords`.
+fn records_key(private: bool, kind: RecordKind) -> &'static str {
+    match (kind, private) {
+        (RecordKind::A, false) => "ARecords",
+        (RecordKind::A, true) => "aRecords",
+        (RecordKind::Aaaa, false) => "AAAARecords",
+        (RecordKind::Aaaa, true) => "aaaaRecords",
+        (RecordKind::Cname, false) => "CNAMERecord",
+        (RecordKind::Cname, true) => "cnameRecord",
+        (RecordKind::Txt, false) => "TXTRecords",
+        (RecordKind::Txt, true) => "txtRecords",
+    }
+}
+
+fn ttl_key(private: bool) -> &'static str {
+    if private { "ttl" } else { "TTL" }
+}
+
 /// The `properties` body: public zones use `TTL` / `ARecords`, private zones `ttl` / `aRecords`.
 fn properties(private: bool, kind: RecordKind, set: &RecordSet) -> serde_json::Value {
     use serde_json::json;
+    let records = match kind {
+        RecordKind::A => json!(set.targets.iter().map(|t| json!({"ipv4Address": t})).collect::<Vec<_>>()),
+        RecordKind::Aaaa => json!(set.targets.iter().map(|t| json!({"ipv6Address": t})).collect::<Vec<_>>()),
+        RecordKind::Cname => json!({"cname": set.targets.first().cloned().unwrap_or_default()}),
+        RecordKind::Txt => json!(set.targets.iter().map(|t| json!({"value": [t]})).collect::<Vec<_>>()),
+    };
     let mut p = serde_json::Map::new();
-    p.insert(if private { "ttl" } else { "TTL" }.into(), json!(set.ttl));
+    p.insert(ttl_key(private).into(), json!(set.ttl));
     p.insert("metadata".into(), json!(set.metadata));
-    let (key, value) = match kind {
-        RecordKind::A => ("ARecords", json!(set.targets.iter().map(|t| json!({"ipv4Address": t})).collect::<Vec<_>>())),
-        RecordKind::Aaaa => {
-            ("AAAARecords", json!(set.targets.iter().map(|t| json!({"ipv6Address": t})).collect::<Vec<_>>()))
-        }
-        RecordKind::Cname => ("CNAMERecord", json!({"cname": set.targets.first().cloned().unwrap_or_default()})),
-        RecordKind::Txt => ("TXTRecords", json!(set.targets.iter().map(|t| json!({"value": [t]})).collect::<Vec<_>>())),
-    };
-    let key = if private {
-        match kind {
-            RecordKind::A => "aRecords",
-            RecordKind::Aaaa => "aaaaRecords",
-            RecordKind::Cname => "cnameRecord",
-            RecordKind::Txt => "txtRecords",
-        }
-    } else {
-        key
-    };
-    p.insert(key.into(), value);
+    p.insert(records_key(private, kind).into(), records);
     serde_json::Value::Object(p)
 }
 
@@ -639,23 +645,16 @@ fn properties(private: bool, kind: RecordKind, set: &RecordSet) -> serde_json::V
 fn parse_record_set(private: bool, v: &serde_json::Value) -> Option<StoredRecordSet> {
     let kind = RecordKind::from_type(v["type"].as_str()?)?;
     let p = &v["properties"];
-    let field = |public: &str, private_name: &str| if private { &p[private_name] } else { &p[public] };
-    let ttl = field("TTL", "ttl").as_u64().unwrap_or(0) as u32;
+    let ttl = p[ttl_key(private)].as_u64().unwrap_or(0) as u32;
+    let records = &p[records_key(private, kind)];
+    let strings = |field: &str| -> Option<Vec<String>> {
+        Some(records.as_array()?.iter().filter_map(|r| r[field].as_str().map(str::to_owned)).collect())
+    };
     let mut targets: Vec<String> = match kind {
-        RecordKind::A => field("ARecords", "aRecords")
-            .as_array()?
-            .iter()
-            .filter_map(|r| r["ipv4Address"].as_str().map(str::to_owned))
-            .collect(),
-        RecordKind::Aaaa => field("AAAARecords", "aaaaRecords")
-            .as_array()?
-            .iter()
-            .filter_map(|r| r["ipv6Address"].as_str().map(str::to_owned))
-            .collect(),
-        RecordKind::Cname => {
-            field("CNAMERecord", "cnameRecord")["cname"].as_str().map(|c| vec![c.to_owned()]).unwrap_or_default()
-        }
-        RecordKind::Txt => field("TXTRecords", "txtRecords")
+        RecordKind::A => strings("ipv4Address")?,
+        RecordKind::Aaaa => strings("ipv6Address")?,
+        RecordKind::Cname => records["cname"].as_str().map(|c| vec![c.to_owned()]).unwrap_or_default(),
+        RecordKind::Txt => records
             .as_array()?
             .iter()
             .filter_map(|r| r["value"].as_array())
