@@ -22,31 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the sandbox and run until Ctrl-C.
-    Up {
-        /// Directory for kubeconfig, ca.crt and endpoints.json.
-        #[arg(long, env = "ROUTEWARDEN_SANDBOX_DIR")]
-        dir: PathBuf,
-        /// Port of the Kubernetes API server on 127.0.0.1 (0 = any free port).
-        #[arg(long, env = "ROUTEWARDEN_SANDBOX_KUBE_PORT", default_value_t = 0)]
-        kube_port: u16,
-        /// Events kept for watches to resume from; older resourceVersions get 410 Expired.
-        #[arg(long, default_value_t = 10_000)]
-        watch_window: usize,
-        /// Keep objects in memory only; by default they are saved in DIR and restored on restart.
-        #[arg(long)]
-        in_memory: bool,
-        /// Also install the CustomResourceDefinitions in these directories (routewarden's own CRDs
-        /// are always installed).
-        #[arg(long = "crds", env = "ROUTEWARDEN_SANDBOX_CRDS", value_delimiter = ',')]
-        crd_dirs: Vec<PathBuf>,
-        /// Local Azure scenario (YAML: tenants, zones, vaults, identities, role assignments);
-        /// the default mirrors seed 000.
-        #[arg(long, value_name = "FILE", env = "ROUTEWARDEN_SANDBOX_SCENARIO")]
-        scenario: Option<PathBuf>,
-        /// Leave local Azure out (Kubernetes only).
-        #[arg(long)]
-        no_azure: bool,
-    },
+    Up(UpArgs),
     /// Change local Azure of a running sandbox, as a user would in the portal or CLI.
     Azure {
         /// The directory `up` was started with.
@@ -55,6 +31,33 @@ enum Command {
         #[command(subcommand)]
         action: AzureAction,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Directory for kubeconfig, ca.crt and endpoints.json.
+    #[arg(long, env = "ROUTEWARDEN_SANDBOX_DIR")]
+    dir: PathBuf,
+    /// Port of the Kubernetes API server on 127.0.0.1 (0 = any free port).
+    #[arg(long, env = "ROUTEWARDEN_SANDBOX_KUBE_PORT", default_value_t = 0)]
+    kube_port: u16,
+    /// Events kept for watches to resume from; older resourceVersions get 410 Expired.
+    #[arg(long, default_value_t = 10_000)]
+    watch_window: usize,
+    /// Keep objects in memory only; by default they are saved in DIR and restored on restart.
+    #[arg(long)]
+    in_memory: bool,
+    /// Also install the CustomResourceDefinitions in these directories (routewarden's own CRDs
+    /// are always installed).
+    #[arg(long = "crds", env = "ROUTEWARDEN_SANDBOX_CRDS", value_delimiter = ',')]
+    crd_dirs: Vec<PathBuf>,
+    /// Local Azure scenario (YAML: tenants, zones, vaults, identities, role assignments);
+    /// the default mirrors seed 000.
+    #[arg(long, value_name = "FILE", env = "ROUTEWARDEN_SANDBOX_SCENARIO")]
+    scenario: Option<PathBuf>,
+    /// Leave local Azure out (Kubernetes only).
+    #[arg(long)]
+    no_azure: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,22 +109,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Up { dir, kube_port, watch_window, in_memory, crd_dirs, scenario, no_azure } => {
-            up(dir, kube_port, watch_window, in_memory, crd_dirs, scenario, no_azure).await
-        }
+        Command::Up(args) => up(args).await,
         Command::Azure { dir, action } => azure(&dir, action).await,
     }
 }
 
-async fn up(
-    dir: PathBuf,
-    kube_port: u16,
-    watch_window: usize,
-    in_memory: bool,
-    crd_dirs: Vec<PathBuf>,
-    scenario: Option<PathBuf>,
-    no_azure: bool,
-) -> anyhow::Result<()> {
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let UpArgs { dir, kube_port, watch_window, in_memory, crd_dirs, scenario, no_azure } = args;
     let state_dir = (!in_memory).then(|| dir.join("state"));
     let mut extra_crds = routewarden_sandbox::kube::crd::routewarden_crds();
     for crd_dir in &crd_dirs {
