@@ -35,7 +35,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct UpArgs {
-    /// Directory for kubeconfig, ca.crt and endpoints.json.
+    /// Directory for kubeconfig, ca.crt, endpoints.json, scenario.json and the saved state.
     #[arg(long, env = "ROUTEWARDEN_SANDBOX_DIR")]
     dir: PathBuf,
     /// Port of the Kubernetes API server on 127.0.0.1 (0 = any free port).
