@@ -81,7 +81,23 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, Da
 
 /// The daemon proper: open the journal, serve the admin endpoint until `shutdown`, close.
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
-    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, azure } = args;
+    run_reporting(args, shutdown, None).await
+}
+
+/// What a running daemon serves, reported once it listens (for embedding, e.g. the sandbox).
+#[derive(Clone, Debug)]
+pub struct Ready {
+    /// The admin endpoint's address (`/v1/journal/...`, `/metrics`, `/healthz`).
+    pub admin_addr: SocketAddr,
+}
+
+/// [`run`], sending [`Ready`] on `ready` once the admin endpoint listens.
+pub async fn run_reporting(
+    args: RunArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<tokio::sync::oneshot::Sender<Ready>>,
+) -> Result<(), DaemonError> {
+    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, kube: _, tls: _, azure } = args;
     let azure = crate::config::AzureSettings::from_args(&azure)?;
     tracing::info!(
         cloud = %azure.cloud.name,
@@ -106,6 +122,9 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
         tracing::warn!(%addr, "admin endpoint is not on loopback; it has no authentication");
     }
     tracing::info!(%addr, "admin endpoint listening on http://{addr}");
+    if let Some(ready) = ready {
+        let _ = ready.send(Ready { admin_addr: addr });
+    }
     let (stop, mut stopped) = watch::channel(false);
     let signalled = async move {
         shutdown.await;

@@ -75,7 +75,78 @@ pub struct RunArgs {
     #[arg(long, env = "ROUTEWARDEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub azure: AzureArgs,
+}
+
+/// Where the Kubernetes API server is.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct KubeArgs {
+    /// kubeconfig file; without it, the in-cluster configuration, else $KUBECONFIG or
+    /// ~/.kube/config.
+    #[arg(long, value_name = "FILE", env = "ROUTEWARDEN_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Run without Kubernetes: only the journal and the admin endpoint (for inspecting a journal
+    /// copied off a cluster).
+    #[arg(long, env = "ROUTEWARDEN_NO_KUBERNETES")]
+    pub no_kubernetes: bool,
+}
+
+/// What a listener's Secret holds, and how certificates are watched.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// GatewayClasses whose Gateways routewarden manages; repeatable or comma-separated.
+    #[arg(
+        long = "gateway-class",
+        value_name = "NAME",
+        env = "ROUTEWARDEN_GATEWAY_CLASSES",
+        value_delimiter = ',',
+        default_value = "approuting-istio"
+    )]
+    pub gateway_classes: Vec<String>,
+    /// How often each distinct Key Vault certificate is checked for a new version; a Gateway can
+    /// override it with the annotation routewarden.io/certificate-poll-interval.
+    #[arg(long, value_name = "DURATION", env = "ROUTEWARDEN_CERTIFICATE_POLL_INTERVAL", default_value = "2m", value_parser = parse_duration)]
+    pub certificate_poll_interval: std::time::Duration,
+    /// A certificate whose names do not cover the listener's hostname: refuse it, or serve it
+    /// with a warning.
+    #[arg(long, value_enum, env = "ROUTEWARDEN_HOSTNAME_POLICY", default_value_t = HostnamePolicyArg::Refuse)]
+    pub hostname_policy: HostnamePolicyArg,
+    /// Also put the root CA certificate at the end of tls.crt (left out by default: clients
+    /// must already trust it, and sending it only costs bytes).
+    #[arg(long, env = "ROUTEWARDEN_TLS_INCLUDE_ROOT")]
+    pub tls_include_root: bool,
+    /// Encoding of tls.key: PKCS#8, or the traditional PKCS#1 (RSA) / SEC1 (EC).
+    #[arg(long, value_enum, env = "ROUTEWARDEN_TLS_KEY_FORMAT", default_value_t = KeyFormatArg::Pkcs8)]
+    pub tls_key_format: KeyFormatArg,
+    /// Concurrent certificate syncs.
+    #[arg(long, value_name = "N", env = "ROUTEWARDEN_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HostnamePolicyArg {
+    Refuse,
+    Warn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormatArg {
+    Pkcs8,
+    Traditional,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < std::time::Duration::from_secs(10) {
+        return Err(format!("{s:?} is shorter than 10s"));
+    }
+    Ok(d)
 }
 
 /// Where Azure is and how to reach it.
