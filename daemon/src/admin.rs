@@ -69,15 +69,16 @@ pub fn router(journal: Journal) -> Router {
     routes(AdminState { journal, stopping })
 }
 
-/// Serves the admin endpoint on `listener` until `shutdown` completes, then stops accepting,
+/// Serves the admin endpoint (plus `extra` routes, e.g. `/metrics`) on `listener` until `shutdown` completes, then stops accepting,
 /// ends the open streams, and returns once every connection has finished.
 pub async fn serve(
     listener: TcpListener,
     journal: Journal,
+    extra: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
-    let app = routes(AdminState { journal, stopping });
+    let app = routes(AdminState { journal, stopping }).merge(extra);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -61,3 +61,49 @@ impl AzureSettings {
         Ok(AzureSettings { cloud, default_tenant: tenant_id.clone(), http })
     }
 }
+
+/// A Kubernetes client: from `kubeconfig` when given, else the in-cluster configuration, else
+/// $KUBECONFIG or ~/.kube/config.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, ConfigError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad("--kubeconfig", e))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| bad("--kubeconfig", e))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            bad(
+                "--kubeconfig",
+                format!(
+                    "no in-cluster configuration and no usable kubeconfig ({e}); pass --kubeconfig or --no-kubernetes"
+                ),
+            )
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| bad("--kubeconfig", e))
+}
+
+/// The TLS controller's settings from the flags and the Azure cloud.
+pub fn tls_settings(args: &crate::cli::TlsArgs, azure: &AzureSettings) -> crate::tls::TlsSettings {
+    use crate::cli::{HostnamePolicyArg, KeyFormatArg};
+    crate::tls::TlsSettings {
+        gateway_classes: args.gateway_classes.clone(),
+        poll_interval: args.certificate_poll_interval,
+        hostname_policy: match args.hostname_policy {
+            HostnamePolicyArg::Refuse => routewarden_certs::HostnamePolicy::Refuse,
+            HostnamePolicyArg::Warn => routewarden_certs::HostnamePolicy::Warn,
+        },
+        include_root: args.tls_include_root,
+        key_format: match args.tls_key_format {
+            KeyFormatArg::Pkcs8 => routewarden_certs::KeyFormat::Pkcs8,
+            KeyFormatArg::Traditional => routewarden_certs::KeyFormat::Traditional,
+        },
+        workers: usize::from(args.workers),
+        key_vault_suffix: azure.cloud.key_vault_suffix.clone(),
+        cloud_name: (azure.cloud != routewarden_azure::Cloud::public()).then(|| azure.cloud.name.clone()),
+        default_tenant: azure.default_tenant.clone(),
+        min_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(300),
+    }
+}

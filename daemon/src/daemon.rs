@@ -4,7 +4,7 @@
 
 use crate::admin;
 use crate::cli::{LogFormat, RunArgs};
-use routewarden_store::Time;
+use routewarden_store::{ItemState, Time};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,8 +97,13 @@ pub async fn run_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<tokio::sync::oneshot::Sender<Ready>>,
 ) -> Result<(), DaemonError> {
-    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, kube: _, tls: _, azure } = args;
+    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, kube, tls, azure } = args;
     let azure = crate::config::AzureSettings::from_args(&azure)?;
+    let kube_client = match &kube.kubeconfig {
+        _ if kube.no_kubernetes => None,
+        Some(path) => Some(crate::config::kube_client(Some(path)).await?),
+        None => Some(crate::config::kube_client(None).await?),
+    };
     tracing::info!(
         cloud = %azure.cloud.name,
         authority = %azure.cloud.authority_host,
@@ -125,6 +130,49 @@ pub async fn run_reporting(
     if let Some(ready) = ready {
         let _ = ready.send(Ready { admin_addr: addr });
     }
+    let metrics = crate::metrics::Metrics::new();
+    let (stop_tasks, tasks_stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(client) = kube_client {
+        let settings = crate::config::tls_settings(&tls, &azure);
+        tasks = crate::tls::start(client, journal.clone(), &azure, settings, metrics.clone(), tasks_stopped);
+        tracing::info!(classes = ?tls.gateway_classes, poll_interval = ?tls.certificate_poll_interval, workers = tls.workers, "TLS controller started");
+    }
+    let extra = {
+        let metrics = metrics.clone();
+        let journal = journal.clone();
+        axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let metrics = metrics.clone();
+                    let journal = journal.clone();
+                    async move {
+                        if let Ok(summary) =
+                            tokio::task::spawn_blocking(move || journal.summary()).await.map_err(|_| ())
+                            && let Ok(summary) = summary
+                        {
+                            let depth: u64 = summary
+                                .queue
+                                .values()
+                                .flat_map(|states| states.iter())
+                                .filter(|(s, _)| matches!(s, ItemState::Pending | ItemState::InFlight))
+                                .map(|(_, n)| *n)
+                                .sum();
+                            metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+                        }
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            metrics.encode(),
+                        )
+                    }
+                }),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+    };
     let (stop, mut stopped) = watch::channel(false);
     let signalled = async move {
         shutdown.await;
@@ -132,7 +180,7 @@ pub async fn run_reporting(
         // Past this, connections still open after the signal are abandoned, not waited for.
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let serve = admin::serve(listener, journal.clone(), async move {
+    let serve = admin::serve(listener, journal.clone(), extra, async move {
         let _ = stopped.wait_for(|s| *s).await;
     });
     tokio::select! {
@@ -140,6 +188,13 @@ pub async fn run_reporting(
         () = signalled => tracing::warn!(grace = ?SHUTDOWN_GRACE, "admin connections still open after the grace period; closing anyway"),
     }
     tracing::info!("admin endpoint stopped");
+    let _ = stop_tasks.send(true);
+    for task in tasks {
+        // Workers finish the item in hand (its lease protects it if they cannot).
+        if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            tracing::warn!("a TLS task did not stop within 5s");
+        }
+    }
 
     tokio::task::spawn_blocking(move || journal.close())
         .await

@@ -13,4 +13,6 @@ pub mod cli;
 pub mod config;
 pub mod crd;
 pub mod daemon;
+pub mod metrics;
+pub mod tls;
 pub mod view;

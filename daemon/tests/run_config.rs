@@ -17,7 +17,9 @@ const ENDPOINTS: &str = r#"{
 
 fn run(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--admin-addr", "127.0.0.1:0", "--journal-dir"]).arg(dir.join("journal")).args(extra);
+    cmd.args(["run", "--no-kubernetes", "--admin-addr", "127.0.0.1:0", "--journal-dir"])
+        .arg(dir.join("journal"))
+        .args(extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -92,6 +94,7 @@ fn a_custom_cloud_with_an_extra_ca_and_overrides_starts() {
     let mut child = Command::new(BIN)
         .args([
             "run",
+            "--no-kubernetes",
             "--admin-addr",
             "127.0.0.1:0",
             "--tenant-id",
@@ -127,4 +130,19 @@ fn a_custom_cloud_with_an_extra_ca_and_overrides_starts() {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn without_kubernetes_configuration_it_says_how_to_give_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--admin-addr", "127.0.0.1:0", "--journal-dir"])
+        .arg(tmp.path().join("journal"))
+        .args(["--kubeconfig"])
+        .arg(tmp.path().join("missing-kubeconfig"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "configuration errors exit 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--kubeconfig"), "{stderr}");
 }

@@ -348,7 +348,7 @@ impl TestAdmin {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 url_tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
-                routewarden::admin::serve(listener, journal, async move {
+                routewarden::admin::serve(listener, journal, axum::Router::new(), async move {
                     let _ = stopped.await;
                 })
                 .await

@@ -1,0 +1,222 @@
+//! The planner loop: after any watch event, plan every managed listener again (a pure function
+//! of the caches, milliseconds for thousands of listeners) and turn the difference into durable
+//! work. Level-triggered: a restart, a missed event or an object deleted behind routewarden's back
+//! all end in the same comparison of what is planned with what exists.
+
+use super::sources::{self, planned_account, planned_gateway};
+use super::worker::Workers;
+use super::{KIND_REMOVE, KIND_SYNC, Outcome, Reason, labels, lock};
+use kube::ResourceExt;
+use routewarden_planner::tls::{Binding, TlsPlan, plan};
+use routewarden_store::{CertBindingKey, Enqueued, ItemState, Time};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// Events arriving together (a `kubectl apply -f` of many objects) settle into one pass.
+const DEBOUNCE: Duration = Duration::from_millis(5);
+/// A listener synced this recently is not called drifted: the caches may not show the write yet.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The identity of what a sync must produce: the binding and the output format. A change makes a
+/// new queue payload, so a sync in flight runs again.
+pub fn fingerprint(b: &Binding, format: &str) -> String {
+    let text = format!(
+        "{}|{}|{:?}|{:?}|{}|{:?}|{format}",
+        b.uri.vault_url, b.uri.name, b.uri.version, b.identity, b.object_name, b.hostname
+    );
+    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// One unit of queued work the loop decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    Sync { key: CertBindingKey, payload: String, force: bool },
+    Remove { key: CertBindingKey, name: String },
+}
+
+pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = w.kube.caches.ready() => {}
+        _ = stop.changed() => return,
+    }
+    tracing::info!(caches = ?w.kube.caches, "TLS caches synced");
+    let mut enqueued: HashMap<CertBindingKey, String> = HashMap::new();
+    let mut warned: HashSet<(String, String)> = HashSet::new();
+    loop {
+        let started = Instant::now();
+        let gateways: Vec<_> = w.kube.caches.gateways.state().iter().filter_map(|g| planned_gateway(g)).collect();
+        let accounts: Vec<_> =
+            w.kube.caches.service_accounts.state().iter().filter_map(|a| planned_account(a)).collect();
+        let plan = plan(&gateways, &accounts, &w.settings.planner_config());
+        for warning in &plan.warnings {
+            if warned.insert(warning.clone()) {
+                tracing::warn!(gateway = %warning.0, "{}", warning.1);
+            }
+        }
+        let work = decide(&w, &plan, &mut enqueued);
+        refuse(&w, &plan);
+        lock(&w.shared).plan = plan;
+        if !work.is_empty() {
+            queue(&w, work).await;
+            w.wake.notify_waiters();
+        }
+        w.reported.notify_one();
+        tracing::debug!(elapsed = ?started.elapsed(), "TLS plan pass");
+        tokio::select! {
+            _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// What to queue for `plan`, given what this process queued before.
+fn decide(w: &Workers, plan: &TlsPlan, enqueued: &mut HashMap<CertBindingKey, String>) -> Vec<Work> {
+    let format = w.settings.format();
+    let mut work = Vec::new();
+    let caches = &w.kube.caches;
+    let shared = lock(&w.shared);
+    for (key, b) in &plan.bindings {
+        let payload = fingerprint(b, &format);
+        let changed = enqueued.get(key) != Some(&payload);
+        let drifted = !changed
+            && matches!(shared.outcomes.get(key), Some(Outcome::Ready { version, .. }) if {
+                let settled = shared.synced_at.get(key).is_none_or(|t| t.elapsed() > SETTLE);
+                let secret_ok = caches.secret(&key.namespace, &b.object_name)
+                    .is_some_and(|s| s.annotations().get(labels::VERSION) == Some(version));
+                let ref_ok = caches.gateway(&key.namespace, &key.gateway)
+                    .and_then(|gw| sources::certificate_refs(&gw, &key.listener))
+                    .is_some_and(|refs| refs.iter().any(|r| sources::is_ref_to(r, &key.namespace, &b.object_name)));
+                settled && !(secret_ok && ref_ok)
+            });
+        if changed || drifted {
+            if drifted {
+                tracing::info!(listener = %key, "listener's Secret or certificateRef changed outside routewarden; syncing again");
+            }
+            work.push(Work::Sync { key: key.clone(), payload: payload.clone(), force: true });
+            enqueued.insert(key.clone(), payload);
+        }
+    }
+    enqueued.retain(|k, _| plan.bindings.contains_key(k));
+
+    // Owned objects nothing plans any more. A refused listener keeps its last good Secret: the
+    // refusal may be a passing state (a ServiceAccount being re-created), and the listener still
+    // asks for a certificate.
+    let wanted = |key: &CertBindingKey, name: &str| {
+        plan.bindings.get(key).is_some_and(|b| b.object_name == name)
+            || (plan.refused.contains_key(key)
+                && routewarden_planner::tls::object_name(&key.gateway, &key.listener) == name)
+    };
+    let mut owned: BTreeMap<(CertBindingKey, String), ()> = BTreeMap::new();
+    for s in caches.secrets.state() {
+        if let Some(k) = owned_key(s.namespace(), s.annotations()) {
+            owned.insert((k, s.name_any()), ());
+        }
+    }
+    for s in caches.spcs.state() {
+        if let Some(k) = owned_key(s.namespace(), s.annotations()) {
+            owned.insert((k, s.name_any()), ());
+        }
+    }
+    for (key, name) in owned.into_keys() {
+        if !wanted(&key, &name) {
+            work.push(Work::Remove { key, name });
+        }
+    }
+    drop(shared);
+    work
+}
+
+fn owned_key(namespace: Option<String>, a: &BTreeMap<String, String>) -> Option<CertBindingKey> {
+    Some(CertBindingKey {
+        namespace: namespace?,
+        gateway: a.get(labels::GATEWAY)?.clone(),
+        listener: a.get(labels::LISTENER)?.clone(),
+    })
+}
+
+/// Refused listeners get their reason at once; listeners no longer managed lose theirs.
+fn refuse(w: &Workers, plan: &TlsPlan) {
+    let gone: Vec<CertBindingKey> = {
+        let s = lock(&w.shared);
+        s.outcomes
+            .keys()
+            .filter(|k| !plan.bindings.contains_key(*k) && !plan.refused.contains_key(*k))
+            .cloned()
+            .collect()
+    };
+    for key in gone {
+        lock(&w.shared).outcomes.remove(&key);
+        w.metrics.forget_listener(&key);
+    }
+    for (key, refusal) in &plan.refused {
+        let serving = w
+            .kube
+            .caches
+            .secret(&key.namespace, &routewarden_planner::tls::object_name(&key.gateway, &key.listener))
+            .and_then(|s| s.annotations().get(labels::VERSION).cloned());
+        let reason = Reason::from_planner(refusal.reason);
+        let outcome = Outcome::Failed {
+            reason,
+            check: None,
+            message: match &serving {
+                Some(v) => format!("{}; the Secret keeps serving version {v}", refusal.message),
+                None => refusal.message.clone(),
+            },
+            serving,
+            retrying: false,
+            attempted: None,
+        };
+        let before = lock(&w.shared).outcomes.get(key).cloned();
+        if before.as_ref() != Some(&outcome) {
+            w.metrics
+                .certificate_sync_errors
+                .get_or_create(&crate::metrics::ReasonLabels { reason: reason.as_str().to_owned() })
+                .inc();
+            w.record(key, outcome);
+        }
+    }
+}
+
+/// Writes the decided work into the journal in one commit.
+async fn queue(w: &Workers, work: Vec<Work>) {
+    let journal = w.journal.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let now = Time::now();
+        journal.commit(|tx| {
+            for item in &work {
+                match item {
+                    Work::Sync { key, payload, force } => {
+                        let enqueued = tx.enqueue(KIND_SYNC, &key.to_string(), payload.as_bytes(), now)?;
+                        if let Enqueued::Unchanged(id) = enqueued
+                            && *force
+                            && tx.work_item(id)?.is_some_and(|i| matches!(i.state, ItemState::Done | ItemState::Parked))
+                        {
+                            tx.requeue(id, now)?;
+                        }
+                    }
+                    Work::Remove { key, name } => {
+                        tx.enqueue(KIND_REMOVE, &key.to_string(), name.as_bytes(), now)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "failed to queue TLS work"),
+        Err(e) => tracing::error!(error = %e, "queue task failed"),
+    }
+}
+
+/// Queues a sync of `key` because its certificate has a new version (from the poller).
+pub async fn queue_rotation(w: &Workers, key: &CertBindingKey, version: &str) {
+    let Some(b) = lock(&w.shared).plan.bindings.get(key).cloned() else { return };
+    let payload = format!("{} {version}", fingerprint(&b, &w.settings.format()));
+    queue(w, vec![Work::Sync { key: key.clone(), payload, force: true }]).await;
+    w.wake.notify_waiters();
+}

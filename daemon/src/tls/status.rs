@@ -1,0 +1,162 @@
+//! Where users look: the listener condition `routewarden.io/CertificateReady` in the Gateway's
+//! `status.listeners[].conditions`, and Events on the Gateway.
+//!
+//! Why a condition of our own type, applied with our own field manager: the Gateway's status
+//! belongs to its controller (Istio), which rewrites its own conditions (`Accepted`,
+//! `Programmed`, `ResolvedRefs`) on every change. A server-side apply under field manager
+//! `routewarden` owns exactly one entry of the listener's condition list (a list keyed by
+//! `type`), so the controller's writes and ours merge instead of overwriting each other, and our
+//! condition never masquerades as the controller's verdict. routewarden only adds to listener
+//! entries the controller has already published (an entry needs fields only it knows), and
+//! applies all of a Gateway's conditions in one request, since an apply releases whatever the
+//! manager applied before and leaves out now. If a controller still drops the condition, the
+//! next pass sees it missing and applies it again.
+//!
+//! Events are published on transitions only: a listener that stays broken makes one Warning, not
+//! one per retry.
+
+use super::kubeio::condition;
+use super::sources::{listener_condition, status_listeners};
+use super::worker::Workers;
+use super::{CONDITION_TYPE, Outcome, lock};
+use kube::ResourceExt;
+use routewarden_store::CertBindingKey;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Outcomes changing together (many listeners of one certificate) settle into one pass.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+/// Conditions are checked against the Gateways this often even without a change, so a
+/// condition another writer removed comes back.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The (status, reason, version) a listener was last announced with.
+type Announced = (bool, String, Option<String>);
+
+/// The condition's reason and message for an outcome.
+pub fn describe(key: &CertBindingKey, o: &Outcome, secret: &str) -> (bool, String, String) {
+    match o {
+        Outcome::Ready { version, x5t, not_after, warnings, pinned, .. } => {
+            let mut message = format!(
+                "Secret {secret} serves Key Vault version {version} (x5t {x5t}, notAfter {not_after}){}",
+                if *pinned { "; the URI pins this version, so rotations are not followed" } else { "" }
+            );
+            for w in warnings {
+                message.push_str(&format!("; warning: {w}"));
+            }
+            (true, "Synced".into(), message)
+        }
+        Outcome::Failed { reason, check, message, .. } => {
+            let _ = key;
+            (false, check.unwrap_or(reason.as_str()).to_owned(), message.clone())
+        }
+    }
+}
+
+pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
+    let mut announced: HashMap<CertBindingKey, Announced> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = w.reported.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep(RECHECK) => {}
+            _ = stop.changed() => return,
+        }
+        pass(&w, &mut announced).await;
+    }
+}
+
+async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
+    let (outcomes, names): (HashMap<CertBindingKey, Outcome>, HashMap<CertBindingKey, String>) = {
+        let s = lock(&w.shared);
+        let names = s
+            .outcomes
+            .keys()
+            .map(|k| {
+                let name = s
+                    .plan
+                    .bindings
+                    .get(k)
+                    .map(|b| b.object_name.clone())
+                    .unwrap_or_else(|| routewarden_planner::tls::object_name(&k.gateway, &k.listener));
+                (k.clone(), name)
+            })
+            .collect();
+        (s.outcomes.clone(), names)
+    };
+    let mut by_gateway: BTreeMap<(String, String), Vec<(&CertBindingKey, &Outcome)>> = BTreeMap::new();
+    for (k, o) in &outcomes {
+        by_gateway.entry((k.namespace.clone(), k.gateway.clone())).or_default().push((k, o));
+    }
+    // Gateways that show our condition but have no outcome any more lose it.
+    for gw in w.kube.caches.gateways.state() {
+        let key = (gw.namespace().unwrap_or_default(), gw.name_any());
+        if !by_gateway.contains_key(&key)
+            && status_listeners(&gw).iter().any(|l| listener_condition(&gw, l, CONDITION_TYPE).is_some())
+        {
+            by_gateway.insert(key, Vec::new());
+        }
+    }
+    announced.retain(|k, _| outcomes.contains_key(k));
+
+    for ((namespace, name), listeners) in by_gateway {
+        let Some(gw) = w.kube.caches.gateway(&namespace, &name) else { continue };
+        let published = status_listeners(&gw);
+        let generation = gw.metadata.generation;
+        let mut desired: BTreeMap<String, Value> = BTreeMap::new();
+        let mut live: BTreeMap<String, Value> = BTreeMap::new();
+        for l in &published {
+            if let Some(c) = listener_condition(&gw, l, CONDITION_TYPE) {
+                live.insert(l.clone(), c);
+            }
+        }
+        for (key, outcome) in &listeners {
+            let secret = names.get(*key).cloned().unwrap_or_default();
+            let (ok, reason, message) = describe(key, outcome, &secret);
+            let previous = live.get(&key.listener);
+            if published.contains(&key.listener) {
+                desired.insert(key.listener.clone(), condition(ok, &reason, &message, generation, previous));
+            }
+            let version = match outcome {
+                Outcome::Ready { version, .. } => Some(version.clone()),
+                Outcome::Failed { .. } => None,
+            };
+            let now: Announced = (ok, reason.clone(), version.clone());
+            let before = announced.get(*key).cloned().or_else(|| {
+                // After a restart, the condition on the Gateway says what was announced last.
+                previous.map(|c| {
+                    (
+                        c.get("status").and_then(Value::as_str) == Some("True"),
+                        c.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        version.clone(),
+                    )
+                })
+            });
+            if before.as_ref() != Some(&now) {
+                let (event_reason, note) = match outcome {
+                    Outcome::Ready { rotated: true, .. } => {
+                        ("Rotated", format!("listener {:?}: {message}", key.listener))
+                    }
+                    Outcome::Ready { .. } => ("Synced", format!("listener {:?}: {message}", key.listener)),
+                    Outcome::Failed { reason, .. } => {
+                        (reason.as_str(), format!("listener {:?}: {message}", key.listener))
+                    }
+                };
+                w.kube.event(&gw, !ok, event_reason, note).await;
+                announced.insert((*key).clone(), now);
+            }
+        }
+        let same = desired.len() == live.len()
+            && desired.iter().all(|(l, d)| live.get(l).is_some_and(|c| same_condition(c, d, generation)));
+        if !same && let Err(e) = w.kube.apply_conditions(&namespace, &name, &desired).await {
+            tracing::warn!(gateway = %format!("{namespace}/{name}"), error = %e, "failed to write listener conditions");
+        }
+    }
+}
+
+fn same_condition(live: &Value, desired: &Value, generation: Option<i64>) -> bool {
+    ["status", "reason", "message"].iter().all(|f| live.get(*f) == desired.get(*f))
+        && live.get("observedGeneration").and_then(Value::as_i64) == Some(generation.unwrap_or(0))
+}

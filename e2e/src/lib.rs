@@ -1,0 +1,303 @@
+//! routewarden end to end: the sandbox's Kubernetes API server and local Azure (one CA, Entra
+//! trusting the API server's ServiceAccount issuer), and the daemon running in-process against
+//! them exactly as `routewarden run` would — flags parsed by its own CLI. Tests and benchmarks
+//! drive it through a kube-rs client and the local Azure admin API.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::{ApiResource, Discovery};
+use routewarden_sandbox::kube::{KubeServer, KubeServerOptions};
+use routewarden_sandbox_azure::{AzureSandbox, AzureSandboxConfig, Scenario};
+use serde_json::Value;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub use routewarden_sandbox_azure::scenario::seed000;
+
+/// The seed's Key Vault certificate URI.
+pub fn seed_certificate_uri() -> String {
+    format!("https://{}.vault.azure.net/certificates/{}", seed000::VAULT, seed000::CERTIFICATE)
+}
+
+/// How to start an environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Extra `routewarden run` flags (e.g. `--hostname-policy warn`).
+    pub daemon_flags: Vec<String>,
+    /// Local Azure scenario; the seed's by default.
+    pub scenario: Option<Scenario>,
+    pub poll_interval: String,
+    /// Start the daemon (benchmarks may start it later with [`Env::start_daemon`]).
+    pub daemon: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { daemon_flags: Vec::new(), scenario: None, poll_interval: "10s".into(), daemon: true }
+    }
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+    pub admin: String,
+}
+
+impl Daemon {
+    /// SIGTERM, in effect: stops the daemon and waits for it to close its journal.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await?.map_err(anyhow::Error::msg)
+    }
+}
+
+/// Kubernetes, Azure and (usually) the daemon.
+pub struct Env {
+    pub kube: KubeServer,
+    pub azure: AzureSandbox,
+    pub client: kube::Client,
+    pub dir: tempfile::TempDir,
+    pub daemon: Option<Daemon>,
+    options: Options,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").field("kube", &self.kube.url()).field("daemon", &self.daemon).finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir()?;
+        let kube = KubeServer::start(KubeServerOptions {
+            extra_crds: routewarden_sandbox::kube::crd::routewarden_crds(),
+            gc_delay: Duration::from_millis(50),
+            ..KubeServerOptions::default()
+        })
+        .await?;
+        kube.write_files(dir.path())?;
+        let mut config = AzureSandboxConfig::new(kube.ca_pem(), kube.ca().key_pem())
+            .with_kubernetes_issuer(kube.url(), kube.ca_pem());
+        if let Some(s) = options.scenario.clone() {
+            config = config.with_scenario(s);
+        }
+        let azure = AzureSandbox::start(config).await?;
+        let client = kube.client().await?;
+        let mut env = Env { kube, azure, client, dir, daemon: None, options };
+        if env.options.daemon {
+            env.start_daemon().await?;
+        }
+        Ok(env)
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
+    /// The `routewarden run` command line for this environment.
+    pub fn daemon_args(&self) -> Vec<String> {
+        let d = self.dir.path();
+        let mut args: Vec<String> = vec![
+            "routewarden".into(),
+            "run".into(),
+            "--journal-dir".into(),
+            self.journal_dir().display().to_string(),
+            "--admin-addr".into(),
+            "127.0.0.1:0".into(),
+            "--kubeconfig".into(),
+            d.join("kubeconfig").display().to_string(),
+            "--tenant-id".into(),
+            seed000::TENANT.into(),
+            "--azure-extra-ca".into(),
+            d.join("ca.crt").display().to_string(),
+            "--certificate-poll-interval".into(),
+            self.options.poll_interval.clone(),
+        ];
+        for o in &self.azure.endpoints().host_overrides {
+            args.push("--azure-host-override".into());
+            args.push(format!("{}=127.0.0.1:{}", o.host, o.port));
+        }
+        args.extend(self.options.daemon_flags.iter().cloned());
+        args
+    }
+
+    /// Starts the daemon and waits until its admin endpoint listens.
+    pub async fn start_daemon(&mut self) -> anyhow::Result<()> {
+        let cli = routewarden::cli::Cli::try_parse_from(self.daemon_args())?;
+        let routewarden::cli::Command::Run(args) = cli.command else { bail!("not a run command") };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready, is_ready) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            routewarden::daemon::run_reporting(
+                args,
+                async move {
+                    let _ = stopped.await;
+                },
+                Some(ready),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        });
+        let ready = is_ready.await.context("the daemon stopped before it was ready")?;
+        self.daemon = Some(Daemon { stop: Some(stop), task, admin: format!("http://{}", ready.admin_addr) });
+        Ok(())
+    }
+
+    pub async fn stop_daemon(&mut self) -> anyhow::Result<()> {
+        match self.daemon.take() {
+            Some(d) => d.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Server-side applies every document of a multi-document YAML text (like `kubectl apply
+    /// --server-side`), in order; `namespace` fills in namespaced objects without one.
+    pub async fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
+        let discovery = Discovery::new(self.client.clone()).run().await?;
+        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+            let value: Value = serde::Deserialize::deserialize(doc)?;
+            if value.is_null() {
+                continue;
+            }
+            let obj: DynamicObject = serde_json::from_value(value.clone())?;
+            let types = obj.types.clone().context("apiVersion and kind")?;
+            let gvk = kube::api::GroupVersionKind::try_from(&types)?;
+            let (ar, caps) = discovery.resolve_gvk(&gvk).with_context(|| format!("unknown kind {gvk:?}"))?;
+            let name = obj.metadata.name.clone().context("metadata.name")?;
+            let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+                let ns = obj.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+                Api::namespaced_with(self.client.clone(), &ns, &ar)
+            } else {
+                Api::all_with(self.client.clone(), &ar)
+            };
+            api.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&value)).await?;
+        }
+        Ok(())
+    }
+
+    pub fn gateways(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &gateway_resource())
+    }
+
+    pub fn secrets(&self, namespace: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    pub fn spcs(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &spc_resource())
+    }
+
+    /// The Events recorded for a Gateway, as (type, reason, message).
+    pub async fn gateway_events(
+        &self,
+        namespace: &str,
+        gateway: &str,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), namespace);
+        let list = events.list(&Default::default()).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("Gateway")
+                    && e.involved_object.name.as_deref() == Some(gateway)
+            })
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect())
+    }
+
+    /// routewarden's condition on a listener: (status, reason, message).
+    pub async fn listener_condition(
+        &self,
+        namespace: &str,
+        gateway: &str,
+        listener: &str,
+    ) -> Option<(String, String, String)> {
+        let gw = self.gateways(namespace).get(gateway).await.ok()?;
+        let c = gw
+            .data
+            .pointer("/status/listeners")?
+            .as_array()?
+            .iter()
+            .find(|l| l["name"] == listener)?
+            .get("conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == routewarden::tls::CONDITION_TYPE)?
+            .clone();
+        Some((
+            c["status"].as_str()?.to_owned(),
+            c["reason"].as_str()?.to_owned(),
+            c["message"].as_str().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    pub async fn shutdown(mut self) {
+        let _ = self.stop_daemon().await;
+        self.azure.shutdown().await;
+        self.kube.shutdown().await;
+    }
+}
+
+pub fn gateway_resource() -> ApiResource {
+    routewarden::tls::sources::gateway_resource()
+}
+
+pub fn spc_resource() -> ApiResource {
+    routewarden::tls::sources::spc_resource()
+}
+
+/// Polls `check` until it yields `Some`, for up to `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Secret's `tls.crt` leaf: (subject, SANs, notAfter).
+pub fn leaf_of(secret: &Secret) -> Option<(String, Vec<String>, i64)> {
+    let pem = secret.data.as_ref()?.get("tls.crt")?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem.0).ok()?;
+    let cert = block.parse_x509().ok()?;
+    let sans = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|s| {
+            s.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((cert.subject().to_string(), sans, cert.validity().not_after.timestamp()))
+}
