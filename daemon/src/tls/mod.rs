@@ -154,8 +154,6 @@ pub enum Outcome {
         x5t: String,
         not_before: jiff::Timestamp,
         not_after: jiff::Timestamp,
-        /// True when this sync moved the listener to a new version.
-        rotated: bool,
         /// Checks that failed under the warn policy.
         warnings: Vec<String>,
         pinned: bool,

@@ -135,10 +135,10 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
                 })
             });
             if before.as_ref() != Some(&now) {
+                // A listener that was serving one version and now serves another has rotated.
+                let rotated = before.as_ref().is_some_and(|b| b.0 && b.2.is_some() && b.2 != now.2);
                 let (event_reason, note) = match outcome {
-                    Outcome::Ready { rotated: true, .. } => {
-                        ("Rotated", format!("listener {:?}: {message}", key.listener))
-                    }
+                    Outcome::Ready { .. } if rotated => ("Rotated", format!("listener {:?}: {message}", key.listener)),
                     Outcome::Ready { .. } => ("Synced", format!("listener {:?}: {message}", key.listener)),
                     Outcome::Failed { reason, .. } => {
                         (reason.as_str(), format!("listener {:?}: {message}", key.listener))

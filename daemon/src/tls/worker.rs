@@ -322,17 +322,14 @@ impl Workers {
                 .set(Time::now().as_millis() / 1000);
             let previous = lock(&self.shared).outcomes.get(key).cloned();
             return Ok(match previous {
-                Some(Outcome::Ready { version: v, x5t, not_before, not_after, warnings, pinned, .. })
-                    if v == version =>
-                {
-                    Outcome::Ready { version: v, x5t, not_before, not_after, rotated: false, warnings, pinned }
+                Some(o @ Outcome::Ready { .. }) if matches!(&o, Outcome::Ready { version: v, .. } if *v == version) => {
+                    o
                 }
                 _ => Outcome::Ready {
                     version: version.clone(),
                     x5t: a.get(labels::X5T).cloned().unwrap_or_default(),
                     not_before: jiff::Timestamp::UNIX_EPOCH,
                     not_after: not_after.unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-                    rotated: false,
                     warnings: Vec::new(),
                     pinned: b.uri.is_pinned(),
                 },
@@ -413,7 +410,6 @@ impl Workers {
             x5t: leaf.x5t(),
             not_before: leaf.not_before,
             not_after: leaf.not_after,
-            rotated,
             warnings: bundle.warnings.iter().map(|w| w.to_string()).collect(),
             pinned: b.uri.is_pinned(),
         })
