@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use routewarden_e2e::*;
+use routewarden_sandbox_azure::Scenario;
 use std::time::Duration;
 
 const NAMESPACES: &str = include_str!("../../sandbox/tests/data/seed000-namespaces.yaml");
@@ -59,6 +60,31 @@ async fn seed_walkthrough_produces_the_seeds_objects() {
         .unwrap();
         assert_eq!(events.iter().filter(|e| e.1 == "Synced").count(), 1, "{events:?}");
     }
+
+    // Metrics: expiry, readiness and the version served, per listener; nothing secret.
+    let admin = env.daemon.as_ref().unwrap().admin.clone();
+    let metrics = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
+    let not_after = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("routewarden_certificate_not_after_timestamp_seconds{")
+                && l.contains("namespace=\"app-a\"")
+                && l.contains("gateway=\"a-gateway\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let value: i64 = not_after.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value > jiff::Timestamp::now().as_second(), "{not_after}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("routewarden_certificate_ready{") && l.contains("b-gateway") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("routewarden_certificate_info{") && metrics.contains("certificate=\"approuting-demo-cert\""),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("PRIVATE KEY"));
     env.shutdown().await;
 }
 
@@ -138,9 +164,17 @@ async fn a_rotation_in_key_vault_reaches_the_secret_and_is_journaled() {
         let (_, cv) = versions.iter().find(|(k, _)| &k.version == v).unwrap_or_else(|| panic!("{v} journaled"));
         assert_eq!(cv.outcome, routewarden_store::CertOutcome::Applied, "{v}");
         assert!(cv.applied_at.is_some() && cv.not_after.0 > 0 && cv.x5t.len() == 27, "{cv:?}");
-        let text = format!("{cv:?}");
-        assert!(!text.contains("PRIVATE KEY"), "no key material in the journal");
     }
+    // No key material anywhere in the journal: not the PEM, not the base64 the Secret holds.
+    let key_b64 = {
+        let s = env.secrets("app-a").get(name).await.unwrap();
+        let pem = String::from_utf8(s.data.unwrap()["tls.key"].0.clone()).unwrap();
+        pem.lines().nth(2).unwrap().to_owned()
+    };
+    let dump = format!("{:?}", journal.dump().unwrap());
+    let raw: Vec<u8> = journal.dump().unwrap().iter().flat_map(|e| e.value.clone()).collect();
+    assert!(!dump.contains("PRIVATE KEY") && !dump.contains(&key_b64));
+    assert!(!raw.windows(key_b64.len()).any(|w| w == key_b64.as_bytes()));
     drop(journal);
     env.shutdown().await;
 }
@@ -221,5 +255,161 @@ async fn lifecycle_removal_deletion_rename_and_a_late_service_account() {
     env.apply_yaml(&namespace("late", &[("azure.workload.identity/client-id", seed000::CLIENT_ID)])).await.unwrap();
     wait_condition(&env, "late", "g", "https", "Synced").await;
     assert!(annotated.elapsed() < Duration::from_secs(5), "synced {:?} after the annotation", annotated.elapsed());
+    env.shutdown().await;
+}
+
+/// PEM of a certificate for `*.example.com` and a key: expired, or with a key of its own.
+fn bad_pem(expired: bool) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["*.example.com".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "*.example.com");
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let cert = params.self_signed(&key).unwrap();
+    let served_key = if expired { key } else { rcgen::KeyPair::generate().unwrap() };
+    format!("{}{}", served_key.serialize_pem(), cert.pem())
+}
+
+fn failure_scenario() -> Scenario {
+    use routewarden_sandbox_azure::scenario::*;
+    let mut s = Scenario::seed000();
+    let rg = &mut s.tenants[0].subscriptions[0].resource_groups[0];
+    let fic = |sa: &str| FederatedCredentialSpec {
+        name: format!("fail-{sa}"),
+        issuer: None,
+        subject: format!("system:serviceaccount:fail:{sa}"),
+        audiences: vec!["api://AzureADTokenExchange".into()],
+    };
+    rg.identities[0].federated_credentials.push(fic(seed000::SERVICE_ACCOUNT));
+    rg.identities.push(IdentitySpec {
+        name: "no-access".into(),
+        client_id: "00000000-0000-0000-0000-0000000000cc".into(),
+        principal_id: "00000000-0000-0000-0000-0000000000cd".into(),
+        federated_credentials: vec![fic("no-access-sa")],
+    });
+    let vault = &mut rg.vaults[0];
+    let mut pinned = vault.certificates[0].clone();
+    pinned.name = "pinned-cert".into();
+    vault.certificates.push(pinned);
+    for (name, expired) in [("expired-cert", true), ("mismatched-cert", false)] {
+        vault.secrets.push(SecretSpec {
+            name: name.into(),
+            value: bad_pem(expired),
+            content_type: Some("application/x-pem-file".into()),
+        });
+    }
+    s
+}
+
+const FAILURE_ACCOUNTS: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: fail
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: approuting-demo-sa
+  namespace: fail
+  annotations:
+    azure.workload.identity/client-id: 00000000-0000-0000-0000-0000000000aa
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: plain-sa
+  namespace: fail
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: no-fic-sa
+  namespace: fail
+  annotations:
+    azure.workload.identity/client-id: 00000000-0000-0000-0000-0000000000aa
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: no-access-sa
+  namespace: fail
+  annotations:
+    azure.workload.identity/client-id: 00000000-0000-0000-0000-0000000000cc
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: kv-gw-cert-broken-conflict
+  namespace: fail
+type: Opaque
+stringData:
+  mine: do not touch
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_has_its_own_reason_and_leaves_other_listeners_working() {
+    let env = Env::start(Options { scenario: Some(failure_scenario()), ..Options::default() }).await.unwrap();
+    let vault = format!("https://{}.vault.azure.net", seed000::VAULT);
+    let disabled = env.azure.admin().rotate_certificate(seed000::VAULT, "pinned-cert").unwrap();
+    env.azure.admin().set_version_enabled(seed000::VAULT, "pinned-cert", &disabled, false).unwrap();
+    env.apply_yaml(FAILURE_ACCOUNTS).await.unwrap();
+    let seed = seed_certificate_uri();
+    let sa = seed000::SERVICE_ACCOUNT;
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("other-namespace", seed.clone(), "app-a/approuting-demo-sa", "InvalidInput"),
+        ("not-a-certificate", format!("{vault}/secrets/{}", seed000::CERTIFICATE), sa, "InvalidInput"),
+        ("no-account", seed.clone(), "missing-sa", "ServiceAccountNotFound"),
+        ("unannotated", seed.clone(), "plain-sa", "ServiceAccountNotAnnotated"),
+        ("no-fic", seed.clone(), "no-fic-sa", "AuthenticationFailed"),
+        ("no-role", seed.clone(), "no-access-sa", "Forbidden"),
+        ("missing", format!("{vault}/certificates/does-not-exist"), sa, "CertificateNotFound"),
+        ("disabled", format!("{vault}/certificates/pinned-cert/{disabled}"), sa, "VersionDisabled"),
+        ("expired", format!("{vault}/certificates/expired-cert"), sa, "Expired"),
+        ("mismatch", format!("{vault}/certificates/mismatched-cert"), sa, "KeyMismatch"),
+        ("conflict", seed.clone(), sa, "SecretConflict"),
+        ("good", seed.clone(), sa, "Synced"),
+    ];
+    let listeners: Vec<(&str, &str, &str)> = cases.iter().map(|(l, uri, sa, _)| (*l, uri.as_str(), *sa)).collect();
+    env.apply_yaml(&gateway("fail", "broken", &listeners)).await.unwrap();
+    // A Gateway of its own next to the broken one is not held up either.
+    env.apply_yaml(&gateway("fail", "neighbour", &[("https", &seed, sa)])).await.unwrap();
+
+    for (listener, _, _, reason) in &cases {
+        let (status, _, message) = wait_condition(&env, "fail", "broken", listener, reason).await;
+        assert_eq!(status == "True", *reason == "Synced", "{listener}: {message}");
+        assert!(!message.contains("PRIVATE KEY"), "{listener}: {message}");
+    }
+    wait_condition(&env, "fail", "neighbour", "https", "Synced").await;
+    // Refusals quote the value they refuse.
+    let (_, _, message) = wait_condition(&env, "fail", "broken", "not-a-certificate", "InvalidInput").await;
+    assert!(message.contains("/secrets/"), "{message}");
+
+    // The foreign Secret is untouched; failed listeners got no Secret; the good one did.
+    let foreign = env.secrets("fail").get("kv-gw-cert-broken-conflict").await.unwrap();
+    assert_eq!(foreign.type_.as_deref(), Some("Opaque"));
+    assert!(foreign.metadata.labels.unwrap_or_default().is_empty());
+    for (listener, _, _, reason) in &cases {
+        let secret = env.secrets("fail").get_opt(&format!("kv-gw-cert-broken-{listener}")).await.unwrap();
+        match *reason {
+            "Synced" => assert!(secret.is_some(), "{listener}"),
+            "SecretConflict" => {}
+            _ => assert!(secret.is_none(), "{listener} has no Secret"),
+        }
+    }
+    // One Warning per broken listener, not one per retry; validation failures say which check.
+    let events = env.gateway_events("fail", "broken").await.unwrap();
+    for (listener, _, _, reason) in &cases {
+        let event_reason = match *reason {
+            "Expired" | "KeyMismatch" => "ValidationFailed",
+            r => r,
+        };
+        let mine: Vec<_> = events.iter().filter(|e| e.2.contains(&format!("listener \"{listener}\""))).collect();
+        assert_eq!(mine.len(), 1, "{listener}: {mine:?}");
+        assert_eq!(mine[0].1, event_reason, "{listener}: {mine:?}");
+        assert_eq!(mine[0].0 == "Normal", *reason == "Synced", "{listener}: {mine:?}");
+    }
     env.shutdown().await;
 }

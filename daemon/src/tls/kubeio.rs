@@ -397,15 +397,24 @@ impl Kube {
         Ok(())
     }
 
-    /// Publishes an Event on the Gateway (failures are logged: Events are best effort).
-    pub async fn event(&self, gw: &DynamicObject, warning: bool, reason: &str, note: String) {
+    /// Publishes an Event on the Gateway, related to the listener's Secret (failures are logged:
+    /// Events are best effort). The related object also keeps two listeners failing for the same
+    /// reason apart: the recorder folds repeats of one (object, related, reason) into a series.
+    pub async fn event(&self, gw: &DynamicObject, secret: &str, warning: bool, reason: &str, note: String) {
         let reference = gw.object_ref(&gateway_resource());
+        let related = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Secret".into()),
+            name: Some(secret.into()),
+            namespace: gw.metadata.namespace.clone(),
+            ..Default::default()
+        };
         let event = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
             note: Some(note),
             action: "SyncCertificate".into(),
-            secondary: None,
+            secondary: Some(related),
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(gateway = %gw.name_any(), reason, error = %e, "failed to publish Event");

@@ -144,7 +144,7 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
                         (reason.as_str(), format!("listener {:?}: {message}", key.listener))
                     }
                 };
-                w.kube.event(&gw, !ok, event_reason, note).await;
+                w.kube.event(&gw, &secret, !ok, event_reason, note).await;
                 announced.insert((*key).clone(), now);
             }
         }
