@@ -355,6 +355,7 @@ async fn each_failure_has_its_own_reason_and_leaves_other_listeners_working() {
     let vault = format!("https://{}.vault.azure.net", seed000::VAULT);
     let disabled = env.azure.admin().rotate_certificate(seed000::VAULT, "pinned-cert").unwrap();
     env.azure.admin().set_version_enabled(seed000::VAULT, "pinned-cert", &disabled, false).unwrap();
+    let pinned = env.azure.admin().rotate_certificate(seed000::VAULT, "pinned-cert").unwrap();
     env.apply_yaml(FAILURE_ACCOUNTS).await.unwrap();
     let seed = seed_certificate_uri();
     let sa = seed000::SERVICE_ACCOUNT;
@@ -371,6 +372,7 @@ async fn each_failure_has_its_own_reason_and_leaves_other_listeners_working() {
         ("mismatch", format!("{vault}/certificates/mismatched-cert"), sa, "KeyMismatch"),
         ("conflict", seed.clone(), sa, "SecretConflict"),
         ("good", seed.clone(), sa, "Synced"),
+        ("pinned", format!("{vault}/certificates/pinned-cert/{pinned}"), sa, "Synced"),
     ];
     let listeners: Vec<(&str, &str, &str)> = cases.iter().map(|(l, uri, sa, _)| (*l, uri.as_str(), *sa)).collect();
     env.apply_yaml(&gateway("fail", "broken", &listeners)).await.unwrap();
@@ -383,6 +385,9 @@ async fn each_failure_has_its_own_reason_and_leaves_other_listeners_working() {
         assert!(!message.contains("PRIVATE KEY"), "{listener}: {message}");
     }
     wait_condition(&env, "fail", "neighbour", "https", "Synced").await;
+    // A pinned version says so.
+    let (_, _, message) = wait_condition(&env, "fail", "broken", "pinned", "Synced").await;
+    assert!(message.contains(&pinned) && message.contains("pins this version"), "{message}");
     // Refusals quote the value they refuse.
     let (_, _, message) = wait_condition(&env, "fail", "broken", "not-a-certificate", "InvalidInput").await;
     assert!(message.contains("/secrets/"), "{message}");

@@ -671,3 +671,46 @@ pub fn retry_delay(settings: &TlsSettings, e: &SyncError, attempts: u32) -> Dura
         .unwrap_or(settings.max_backoff);
     backoff.max(e.retry_after.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> TlsSettings {
+        TlsSettings {
+            gateway_classes: vec![],
+            poll_interval: Duration::from_secs(120),
+            hostname_policy: Default::default(),
+            include_root: false,
+            key_format: routewarden_certs::KeyFormat::Pkcs8,
+            workers: 1,
+            key_vault_suffix: "vault.azure.net".into(),
+            cloud_name: None,
+            default_tenant: None,
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+
+    fn error(retryable: bool, retry_after: Option<Duration>) -> SyncError {
+        SyncError { retryable, retry_after, ..SyncError::terminal(Reason::Unavailable, "x") }
+    }
+
+    #[test]
+    fn transient_failures_back_off_with_jitter_within_bounds_and_honour_retry_after() {
+        let s = settings();
+        for attempt in 1..20 {
+            let d = retry_delay(&s, &error(true, None), attempt);
+            let ceiling = Duration::from_secs(1 << attempt.min(9)).min(Duration::from_secs(300));
+            assert!(d <= ceiling * 2, "attempt {attempt}: {d:?} > {ceiling:?}");
+        }
+        // Jitter: the same attempt does not always wait the same time.
+        let delays: std::collections::HashSet<Duration> =
+            (0..20).map(|_| retry_delay(&s, &error(true, None), 4)).collect();
+        assert!(delays.len() > 1, "{delays:?}");
+        // Retry-After is a floor.
+        assert!(retry_delay(&s, &error(true, Some(Duration::from_secs(90))), 1) >= Duration::from_secs(90));
+        // Waiting for the input to change: one poll interval, no backoff growth.
+        assert_eq!(retry_delay(&s, &error(false, None), 7), Duration::from_secs(120));
+    }
+}
