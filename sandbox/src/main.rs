@@ -1,15 +1,22 @@
-//! `routewarden-sandbox`: `up` runs the local Kubernetes API server and local Azure (Entra, ARM
-//! DNS, Key Vault) from one CA until interrupted, writing a kubeconfig, the CA, `endpoints.json`
-//! and `scenario.json` so other tools can find them; `azure …` does to a running sandbox what users
-//! do in the portal or with the Azure CLI (rotate a certificate, change role assignments, …).
+//! `routewarden-sandbox`: `up` runs the local Kubernetes API server, local Azure (Entra, ARM DNS,
+//! Key Vault) from one CA and routewarden itself against them until interrupted, writing a
+//! kubeconfig, the CA, `endpoints.json` and `scenario.json` so other tools can find them; `demo`
+//! does the same in a fresh directory, then walks through seed 000's TLS example and shows what
+//! routewarden made of it; `azure …` does to a running sandbox what users do in the portal or with
+//! the Azure CLI (rotate a certificate, change role assignments, …).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use routewarden_sandbox::kube::{KubeServer, KubeServerOptions};
+use routewarden_sandbox::kube::KubeServerOptions;
+use routewarden_sandbox::up::{DaemonOptions, Sandbox, UpOptions};
 use routewarden_sandbox_azure::admin::AdminClient;
-use routewarden_sandbox_azure::{AzureSandbox, AzureSandboxConfig, FaultConfig, Scenario};
+use routewarden_sandbox_azure::{FaultConfig, Scenario};
+
+/// How long `demo` waits for routewarden to sync the walkthrough's certificates.
+const DEMO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Local Kubernetes API server and local Azure for routewarden.
 #[derive(Debug, Parser)]
@@ -21,8 +28,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the sandbox and run until Ctrl-C.
+    /// Start the sandbox and routewarden against it, and run until Ctrl-C.
     Up(UpArgs),
+    /// Start the sandbox and routewarden, apply seed 000's TLS walkthrough, report the listener
+    /// Secrets routewarden syncs from Key Vault, and run until Ctrl-C.
+    Demo(DemoArgs),
     /// Change local Azure of a running sandbox, as a user would in the portal or CLI.
     Azure {
         /// The directory `up` was started with.
@@ -35,9 +45,36 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct UpArgs {
-    /// Directory for kubeconfig, ca.crt, endpoints.json, scenario.json and the saved state.
+    /// Directory for kubeconfig, ca.crt, endpoints.json, scenario.json, the saved state and
+    /// routewarden's journal.
     #[arg(long, env = "ROUTEWARDEN_SANDBOX_DIR")]
     dir: PathBuf,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    /// Local Azure scenario (YAML: tenants, zones, vaults, identities, role assignments);
+    /// the default mirrors seed 000.
+    #[arg(long, value_name = "FILE", env = "ROUTEWARDEN_SANDBOX_SCENARIO")]
+    scenario: Option<PathBuf>,
+    /// Leave local Azure out (Kubernetes only; implies --no-daemon).
+    #[arg(long)]
+    no_azure: bool,
+    /// Leave routewarden out (to run it yourself with the flags `up` prints).
+    #[arg(long)]
+    no_daemon: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Directory for the sandbox's files (default: a new directory under the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// What `up` and `demo` share.
+#[derive(Debug, clap::Args)]
+struct SandboxArgs {
     /// Port of the Kubernetes API server on 127.0.0.1 (0 = any free port).
     #[arg(long, env = "ROUTEWARDEN_SANDBOX_KUBE_PORT", default_value_t = 0)]
     kube_port: u16,
@@ -51,13 +88,54 @@ struct UpArgs {
     /// are always installed).
     #[arg(long = "crds", env = "ROUTEWARDEN_SANDBOX_CRDS", value_delimiter = ',')]
     crd_dirs: Vec<PathBuf>,
-    /// Local Azure scenario (YAML: tenants, zones, vaults, identities, role assignments);
-    /// the default mirrors seed 000.
-    #[arg(long, value_name = "FILE", env = "ROUTEWARDEN_SANDBOX_SCENARIO")]
-    scenario: Option<PathBuf>,
-    /// Leave local Azure out (Kubernetes only).
-    #[arg(long)]
-    no_azure: bool,
+    /// How often routewarden checks each Key Vault certificate for a new version (its
+    /// --certificate-poll-interval; at least 10s).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = poll_interval)]
+    poll_interval: String,
+}
+
+/// routewarden's own check of `--certificate-poll-interval`, so that a value it would refuse is a
+/// usage error here, before anything starts.
+fn poll_interval(value: &str) -> Result<String, String> {
+    use clap::Parser as _;
+    match routewarden::cli::Cli::try_parse_from(["routewarden", "run", "--certificate-poll-interval", value]) {
+        Ok(_) => Ok(value.to_string()),
+        Err(e) => Err(std::error::Error::source(&e).map_or_else(|| e.kind().to_string(), ToString::to_string)),
+    }
+}
+
+impl UpArgs {
+    fn into_options(self) -> anyhow::Result<UpOptions> {
+        let UpArgs { dir, sandbox, scenario, no_azure, no_daemon } = self;
+        let SandboxArgs { kube_port, watch_window, in_memory, crd_dirs, poll_interval } = sandbox;
+        let mut extra_crds = routewarden_sandbox::kube::crd::routewarden_crds();
+        for crd_dir in &crd_dirs {
+            extra_crds.extend(routewarden_sandbox::kube::crd::load_dir(crd_dir)?);
+        }
+        let kube = KubeServerOptions {
+            port: kube_port,
+            watch_window,
+            bookmark_interval: Duration::from_secs(60),
+            state_dir: (!in_memory).then(|| dir.join("state")),
+            extra_crds,
+            ..KubeServerOptions::default()
+        };
+        let scenario = match &scenario {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--scenario {}: {e}", path.display()))?;
+                Some(Scenario::from_yaml(&text).map_err(|e| anyhow::anyhow!("--scenario {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(UpOptions {
+            dir,
+            kube,
+            azure: !no_azure,
+            scenario,
+            daemon: (!no_azure && !no_daemon).then_some(DaemonOptions { certificate_poll_interval: poll_interval }),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,65 +180,105 @@ enum AzureAction {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    // routewarden runs in this process and logs through this subscriber; its startup lines (and
+    // any warning) are worth seeing without RUST_LOG.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,routewarden=info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     match Cli::parse().command {
-        Command::Up(args) => up(args).await,
-        Command::Azure { dir, action } => azure(&dir, action).await,
+        Command::Up(args) => up(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => demo(args).await,
+        Command::Azure { dir, action } => azure(&dir, action).await.map(|()| ExitCode::SUCCESS),
     }
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let UpArgs { dir, kube_port, watch_window, in_memory, crd_dirs, scenario, no_azure } = args;
-    let state_dir = (!in_memory).then(|| dir.join("state"));
-    let mut extra_crds = routewarden_sandbox::kube::crd::routewarden_crds();
-    for crd_dir in &crd_dirs {
-        extra_crds.extend(routewarden_sandbox::kube::crd::load_dir(crd_dir)?);
+    // Installed before anything starts, so Ctrl-C during start-up still stops cleanly.
+    let interrupted = routewarden::daemon::shutdown_signal()?;
+    let sandbox = Sandbox::start(args.into_options()?).await?;
+    print_endpoints(&sandbox);
+    println!();
+    println!("  export KUBECONFIG={}", sandbox.dir().join("kubeconfig").display());
+    println!("  kubectl get gatewayclasses");
+    if let Some(daemon) = sandbox.daemon() {
+        println!("  routewarden journal certs --admin {}", daemon.admin_url());
     }
-    let options = KubeServerOptions {
-        port: kube_port,
-        watch_window,
-        bookmark_interval: Duration::from_secs(60),
-        state_dir,
-        extra_crds,
-        ..KubeServerOptions::default()
-    };
-    let kube = KubeServer::start(options).await?;
-    kube.write_files(&dir)?;
-    let azure = if no_azure {
-        None
-    } else {
-        // One CA for everything: Azure's server certificate is issued by the Kubernetes CA, and
-        // Entra validates ServiceAccount tokens against the API server's JWKS (its issuer).
-        let mut config = AzureSandboxConfig::new(kube.ca_pem(), kube.ca().key_pem())
-            .with_kubernetes_issuer(kube.url(), kube.ca_pem());
-        if let Some(path) = &scenario {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--scenario {}: {e}", path.display()))?;
-            config = config.with_scenario(
-                Scenario::from_yaml(&text).map_err(|e| anyhow::anyhow!("--scenario {}: {e}", path.display()))?,
-            );
+    println!();
+    println!("Press Ctrl-C to stop.");
+    sandbox.run_until(interrupted).await
+}
+
+/// Fails (exit status 1) when routewarden did not sync the certificates, but only once the user
+/// has stopped it: the error was printed when it happened, and the sandbox stays up to look into it.
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let DemoArgs { dir, sandbox } = args;
+    let dir = match dir {
+        Some(dir) => dir,
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let dir = std::env::temp_dir().join(format!("routewarden-demo-{}", &id[..8]));
+            std::fs::create_dir_all(&dir)?;
+            dir
         }
-        Some(AzureSandbox::start(config).await?)
     };
-    let mut endpoints = serde_json::json!({"kubernetes": {"url": kube.url(), "caFile": dir.join("ca.crt"), "kubeconfig": dir.join("kubeconfig")}});
-    if let Some(azure) = &azure {
-        endpoints["azure"] = serde_json::to_value(azure.endpoints())?;
-        std::fs::write(dir.join("scenario.json"), serde_json::to_string_pretty(&azure.scenario_json())?)?;
+    let interrupted = routewarden::daemon::shutdown_signal()?;
+    let mut interrupted = std::pin::pin!(interrupted);
+    let options = UpArgs { dir, sandbox, scenario: None, no_azure: false, no_daemon: false }.into_options()?;
+    let sandbox = Sandbox::start(options).await?;
+    print_endpoints(&sandbox);
+    println!();
+    let client = sandbox.kube().client().await?;
+    let walkthrough = async {
+        println!("Applying seed 000's TLS walkthrough (server-side, as {}):", routewarden_sandbox::demo::FIELD_MANAGER);
+        for applied in routewarden_sandbox::demo::apply_walkthrough(&client).await? {
+            println!("  {applied}");
+        }
+        println!();
+        println!(
+            "Waiting up to {}s for routewarden to sync the Key Vault certificate into each listener's Secret…",
+            DEMO_TIMEOUT.as_secs()
+        );
+        routewarden_sandbox::demo::wait_and_report(&client, DEMO_TIMEOUT).await
+    };
+    let outcome = tokio::select! {
+        () = &mut interrupted => return sandbox.shutdown().await.map(|()| ExitCode::FAILURE),
+        outcome = walkthrough => outcome,
+    };
+    match &outcome {
+        Ok(report) => println!("\n{report}"),
+        Err(e) => {
+            eprintln!("\nroutewarden-sandbox demo: {e:#}");
+            println!("\nThe sandbox keeps running so you can look around.");
+        }
     }
-    // Written last and atomically: tools may wait for this file to know the sandbox is up.
-    std::fs::write(dir.join("endpoints.json.tmp"), serde_json::to_string_pretty(&endpoints)?)?;
-    std::fs::rename(dir.join("endpoints.json.tmp"), dir.join("endpoints.json"))?;
-    let kubeconfig = dir.join("kubeconfig");
-    println!("routewarden sandbox is up");
+    let dir = sandbox.dir().display().to_string();
+    println!();
+    println!("Next:");
+    println!("  export KUBECONFIG={dir}/kubeconfig");
+    println!("  kubectl get secretproviderclass,secret -n app-a");
+    println!("  kubectl get gateway a-gateway -n app-a -o yaml");
+    println!("  routewarden-sandbox azure --dir {dir} rotate-certificate kv-demo approuting-demo-cert");
+    if let Some(daemon) = sandbox.daemon() {
+        println!("  cargo run -p routewarden -- journal certs --admin {}", daemon.admin_url());
+    }
+    println!();
+    println!("Press Ctrl-C to stop.");
+    sandbox.run_until(interrupted).await?;
+    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Where everything listens.
+fn print_endpoints(sandbox: &Sandbox) {
+    let dir = sandbox.dir();
+    let kube = sandbox.kube();
+    println!("routewarden sandbox is up in {}", dir.display());
     println!("  Kubernetes API: {}", kube.url());
     println!("  CA:             {}", dir.join("ca.crt").display());
     println!("  endpoints:      {}", dir.join("endpoints.json").display());
-    if let Some(azure) = &azure {
+    if let Some(azure) = sandbox.azure() {
         let e = azure.endpoints();
         println!("  Entra:          {}", e.authority_host);
         println!("  ARM:            {}", e.resource_manager);
@@ -168,25 +286,25 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             println!("  Key Vault {name}: {}", v.url);
         }
         println!("  scenario:       {}", dir.join("scenario.json").display());
-        let overrides: Vec<String> =
-            e.host_overrides.iter().map(|o| format!("{}=127.0.0.1:{}", o.host, o.port)).collect();
-        println!(
-            "  routewarden:    --azure-extra-ca {} --azure-host-override {}",
-            dir.join("ca.crt").display(),
-            overrides.join(",")
-        );
+        match sandbox.daemon() {
+            Some(daemon) => {
+                println!("  routewarden:    {} (running in this process)", daemon.admin_url());
+                println!("  metrics:        {}", daemon.metrics_url());
+                println!("  journal:        {}", daemon.journal_dir().display());
+            }
+            None => {
+                let overrides: Vec<String> =
+                    e.host_overrides.iter().map(|o| format!("{}=127.0.0.1:{}", o.host, o.port)).collect();
+                println!(
+                    "  routewarden:    --kubeconfig {} --tenant-id {} --azure-extra-ca {} --azure-host-override {}",
+                    dir.join("kubeconfig").display(),
+                    azure.scenario_json()["tenantId"].as_str().unwrap_or_default(),
+                    dir.join("ca.crt").display(),
+                    overrides.join(",")
+                );
+            }
+        }
     }
-    println!();
-    println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!("  kubectl get gatewayclasses");
-    println!();
-    println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
-    if let Some(azure) = azure {
-        azure.shutdown().await;
-    }
-    kube.shutdown().await;
-    Ok(())
 }
 
 async fn azure(dir: &std::path::Path, action: AzureAction) -> anyhow::Result<()> {

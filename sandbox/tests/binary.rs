@@ -1,6 +1,6 @@
 //! The `routewarden-sandbox up --dir DIR` binary: it writes kubeconfig, ca.crt and endpoints.json,
-//! kubectl works with them, Ctrl-C (SIGINT) stops it cleanly, and a restart with the same DIR
-//! serves the same objects at the same address.
+//! kubectl works with them, routewarden runs in it with its journal in DIR, Ctrl-C (SIGINT) stops
+//! it all cleanly, and a restart with the same DIR serves the same objects at the same address.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::Kubectl;
 
-fn start(dir: &Path) -> Child {
+fn start(dir: &Path, flags: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_routewarden-sandbox"))
         .args(["up", "--dir"])
         .arg(dir)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -49,11 +50,13 @@ fn interrupt(mut child: Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_writes_its_files_serves_kubectl_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let child = start(dir.path());
+    let child = start(dir.path(), &[]);
     wait_for_file(&dir.path().join("endpoints.json"));
     let endpoints: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("endpoints.json")).unwrap()).unwrap();
     let url = endpoints["kubernetes"]["url"].as_str().unwrap().to_string();
+    assert_eq!(endpoints["routewarden"]["journalDir"], dir.path().join("journal").display().to_string());
+    assert_journal_served(&endpoints).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
@@ -69,7 +72,7 @@ async fn up_writes_its_files_serves_kubectl_and_survives_a_restart() {
     interrupt(child);
 
     std::fs::remove_file(dir.path().join("endpoints.json")).unwrap();
-    let child = start(dir.path());
+    let child = start(dir.path(), &[]);
     wait_for_file(&dir.path().join("endpoints.json"));
     let endpoints: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("endpoints.json")).unwrap()).unwrap();
@@ -77,18 +80,43 @@ async fn up_writes_its_files_serves_kubectl_and_survives_a_restart() {
     let kubectl = Kubectl::with_kubeconfig(&kubeconfig);
     let data = kubectl.ok(&["get", "configmap", "survivor", "-o", "jsonpath={.data.a}"]).await;
     assert_eq!(data, "1", "the old kubeconfig still works and the object survived");
+    assert_journal_served(&endpoints).await;
     interrupt(child);
+}
+
+/// routewarden's admin endpoint (as endpoints.json names it) serves the journal it opened in DIR.
+async fn assert_journal_served(endpoints: &serde_json::Value) {
+    let admin = endpoints["routewarden"]["admin"].as_str().expect("routewarden runs by default");
+    assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
+    assert_eq!(endpoints["routewarden"]["metrics"], format!("{admin}/metrics"));
+    let summary = reqwest::get(format!("{admin}/v1/journal/summary")).await.unwrap();
+    assert_eq!(summary.status(), 200, "the journal is open");
+}
+
+#[test]
+fn a_poll_interval_routewarden_would_refuse_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_routewarden-sandbox"))
+        .args(["up", "--in-memory", "--poll-interval", "5s", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--poll-interval") && stderr.contains("shorter than 10s"), "{stderr}");
+    assert!(!dir.path().join("endpoints.json").exists(), "a sandbox that did not start is not announced");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_local_azure_from_the_same_ca_and_trusts_its_service_account_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let child = start(dir.path());
+    let child = start(dir.path(), &["--no-daemon"]);
     wait_for_file(&dir.path().join("endpoints.json"));
     let read = |name: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
     };
     let (endpoints, scenario) = (read("endpoints.json"), read("scenario.json"));
+    assert!(endpoints.get("routewarden").is_none(), "--no-daemon leaves routewarden out: {endpoints}");
     let authority = endpoints["azure"]["authorityHost"].as_str().unwrap().to_owned();
     assert!(
         endpoints["azure"]["vaults"]["kv-demo"]["url"]

@@ -221,3 +221,100 @@ async fn a_restarted_sandbox_keeps_gateway_addresses_and_reuses_freed_ones() {
     assert_eq!(address(&gws.get("g2").await.unwrap()), g2_address, "g2 keeps its address across the restart");
     assert_eq!(address(&gws.get("g3").await.unwrap()).as_deref(), Some("203.0.113.10"), "g1's freed address is reused");
 }
+
+fn tls_gateway(name: &str, secret: &str) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name},
+           "spec": {"gatewayClassName": "approuting-istio", "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS",
+               "hostname": "a.example.com", "tls": {"mode": "Terminate", "certificateRefs": [{"name": secret}]}}]}})
+}
+
+fn resource_version(obj: &DynamicObject) -> String {
+    obj.metadata.resource_version.clone().unwrap_or_default()
+}
+
+/// Polls until the object's resourceVersion stays the same for half a second.
+async fn settled(api: &Api<DynamicObject>, name: &str) -> DynamicObject {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = api.get(name).await.unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = api.get(name).await.unwrap();
+        if resource_version(&now) == resource_version(&last) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} keeps being rewritten: {:?}",
+            now.metadata.managed_fields
+        );
+        last = now;
+    }
+}
+
+#[tokio::test]
+async fn another_managers_listener_condition_survives_the_controllers_rewrites() {
+    use k8s_openapi::api::core::v1::Secret;
+    let server = common::server().await;
+    let client = server.client().await.unwrap();
+    let gws = api(&client, "default", "Gateway", "gateways");
+    create(&gws, tls_gateway("gw", "gw-cert")).await;
+    let listener = |obj: &DynamicObject| obj.data["status"]["listeners"][0].clone();
+    common::eventually("the missing Secret is reported", || async {
+        condition(&listener(&gws.get("gw").await.unwrap()), "ResolvedRefs")["reason"] == "InvalidCertificateRef"
+    })
+    .await;
+
+    // What routewarden applies on a cluster: its own condition on the listener, under its own manager.
+    let ours = json!({"type": "routewarden.io/CertificateReady", "status": "False", "reason": "SecretMissing",
+        "message": "waiting for the first certificate version", "observedGeneration": 1,
+        "lastTransitionTime": "2025-01-01T00:00:00Z"});
+    let applied = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "status": {"listeners": [{"name": "https", "conditions": [ours]}]}});
+    gws.patch_status("gw", &PatchParams::apply("routewarden").force(), &Patch::Apply(applied)).await.unwrap();
+    let before = settled(&gws, "gw").await;
+    assert_eq!(condition(&listener(&before), "routewarden.io/CertificateReady"), ours, "merged into the listener");
+    assert_eq!(condition(&listener(&before), "ResolvedRefs")["status"], "False", "the controller's own are kept");
+
+    // The Secret appears: the controller flips ResolvedRefs and Programmed and writes again.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "gw-cert"}, "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": "", "tls.key": ""}}))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    common::eventually("the listener resolves its certificate", || async {
+        condition(&listener(&gws.get("gw").await.unwrap()), "ResolvedRefs")["status"] == "True"
+    })
+    .await;
+    let after = settled(&gws, "gw").await;
+    let l = listener(&after);
+    assert_eq!(condition(&l, "routewarden.io/CertificateReady"), ours, "another manager's condition survives: {l}");
+    assert_eq!(condition(&l, "Programmed")["status"], "True");
+    let managers: Vec<(String, String)> = after
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .map(|m| (m.manager.clone().unwrap_or_default(), m.operation.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        managers.contains(&("routewarden".into(), "Apply".into()))
+            && managers.contains(&("routewarden-sandbox-gateway-controller".into(), "Apply".into())),
+        "both write status by apply: {managers:?}"
+    );
+
+    // routewarden's next apply (its condition flips) is not undone either, and nobody loops.
+    let mut ready = ours.clone();
+    ready["status"] = json!("True");
+    ready["reason"] = json!("CertificateReady");
+    let applied = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "status": {"listeners": [{"name": "https", "conditions": [ready]}]}});
+    gws.patch_status("gw", &PatchParams::apply("routewarden").force(), &Patch::Apply(applied)).await.unwrap();
+    let last = settled(&gws, "gw").await;
+    assert_eq!(condition(&listener(&last), "routewarden.io/CertificateReady"), ready);
+    assert_eq!(
+        condition(&listener(&last), "ResolvedRefs")["lastTransitionTime"],
+        condition(&l, "ResolvedRefs")["lastTransitionTime"],
+        "transition times are kept while the status holds"
+    );
+}

@@ -98,6 +98,23 @@ async fn configmap_crud_uses_resource_versions_and_real_error_wording() {
 }
 
 #[tokio::test]
+async fn secret_string_data_is_folded_into_data_and_not_stored() {
+    use k8s_openapi::api::core::v1::Secret;
+    let server = common::server().await;
+    let secrets: Api<Secret> = Api::namespaced(server.client().await.unwrap(), "default");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "s"},
+        "data": {"a": "b2xk", "b": "a2VwdA=="}, "stringData": {"a": "new", "c": "plain"}}))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let stored = secrets.get("s").await.unwrap();
+    let data = stored.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!((text("a"), text("b"), text("c")), ("new".into(), "kept".into(), "plain".into()), "stringData wins");
+    assert!(stored.string_data.is_none());
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+}
+
+#[tokio::test]
 async fn invalid_names_and_missing_namespaces_are_rejected_like_the_real_server() {
     let server = common::server().await;
     let client = server.client().await.unwrap();

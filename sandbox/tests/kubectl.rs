@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Kubectl, data, data_path};
+use common::{Kubectl, data, data_path, walkthrough, walkthrough_path};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use routewarden_sandbox::kube::{KubeServer, KubeServerOptions};
@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 async fn seeded() -> (KubeServer, Kubectl) {
     let server = common::server().await;
     let kubectl = Kubectl::new(&server);
-    kubectl.ok(&["apply", "-f", &data_path("seed000-namespaces.yaml")]).await;
-    kubectl.ok(&["apply", "-f", &data_path("seed000-gateways.yaml")]).await;
+    kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
+    kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     (server, kubectl)
 }
 
@@ -26,17 +26,17 @@ async fn seeded() -> (KubeServer, Kubectl) {
 async fn client_side_apply_creates_then_reports_unchanged_then_configures() {
     let server = common::server().await;
     let kubectl = Kubectl::new(&server);
-    let out = kubectl.ok(&["apply", "-f", &data_path("seed000-namespaces.yaml")]).await;
+    let out = kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
     assert!(
         out.contains("namespace/app-a created") && out.contains("serviceaccount/approuting-demo-sa created"),
         "{out}"
     );
-    let out = kubectl.ok(&["apply", "-f", &data_path("seed000-gateways.yaml")]).await;
+    let out = kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     assert!(out.contains("gateway.gateway.networking.k8s.io/a-gateway created"), "{out}");
     assert!(out.contains("httproute.gateway.networking.k8s.io/b-route created"), "{out}");
-    let out = kubectl.ok(&["apply", "-f", &data_path("seed000-gateways.yaml")]).await;
+    let out = kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     assert!(out.contains("gateway.gateway.networking.k8s.io/a-gateway unchanged"), "{out}");
-    let other_port = data("seed000-gateways.yaml").replace("port: 443", "port: 8443");
+    let other_port = walkthrough("seed000-gateways.yaml").replace("port: 443", "port: 8443");
     let diff = kubectl.run_with_timeout(&["diff", "-f", "-"], Some(&other_port), Duration::from_secs(30)).await;
     assert!(
         diff.stdout.contains("-    port: 443") && diff.stdout.contains("+    port: 8443"),
@@ -48,7 +48,7 @@ async fn client_side_apply_creates_then_reports_unchanged_then_configures() {
         kubectl.ok(&["get", "gateway", "a-gateway", "-n", "app-a", "-o", "jsonpath={.spec.listeners[0].port}"]).await;
     assert_eq!(live_port, "443", "a dry run stores nothing");
 
-    let changed = data("seed000-gateways.yaml")
+    let changed = walkthrough("seed000-gateways.yaml")
         .replace("zone: a", "zone: a2")
         .replace("hostname: a.example.com", "hostname: a2.example.com");
     let result = kubectl.run_with_timeout(&["apply", "-f", "-"], Some(&changed), Duration::from_secs(30)).await;
@@ -60,7 +60,7 @@ async fn client_side_apply_creates_then_reports_unchanged_then_configures() {
     assert_eq!(live["spec"]["listeners"][0]["hostname"], "a2.example.com");
     assert_eq!(live["metadata"]["generation"], 2);
 
-    let sa_changed = data("seed000-namespaces.yaml")
+    let sa_changed = walkthrough("seed000-namespaces.yaml")
         .replace("00000000-0000-0000-0000-0000000000aa", "00000000-0000-0000-0000-0000000000bb");
     let result = kubectl.run_with_timeout(&["apply", "-f", "-"], Some(&sa_changed), Duration::from_secs(30)).await;
     assert!(
@@ -86,8 +86,8 @@ async fn get_prints_server_side_tables_yaml_json_and_wide() {
     };
     let server = common::server_with(options).await;
     let kubectl = Kubectl::new(&server);
-    kubectl.ok(&["apply", "-f", &data_path("seed000-namespaces.yaml")]).await;
-    kubectl.ok(&["apply", "-f", &data_path("seed000-gateways.yaml")]).await;
+    kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
+    kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     kubectl.ok(&["wait", "-n", "app-a", "--for=condition=programmed", "gateway", "a-gateway", "--timeout=20s"]).await;
 
     let table = kubectl.ok(&["get", "gateways", "-n", "app-a"]).await;
@@ -137,8 +137,8 @@ async fn not_found_errors_are_printed_as_the_real_server_words_them() {
 async fn server_side_apply_conflicts_until_forced() {
     let server = common::server().await;
     let kubectl = Kubectl::new(&server);
-    kubectl.ok(&["apply", "--server-side", "-f", &data_path("seed000-namespaces.yaml")]).await;
-    let out = kubectl.ok(&["apply", "--server-side", "-f", &data_path("seed000-gateways.yaml")]).await;
+    kubectl.ok(&["apply", "--server-side", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
+    let out = kubectl.ok(&["apply", "--server-side", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     assert!(out.contains("gateway.gateway.networking.k8s.io/a-gateway serverside-applied"), "{out}");
     let live: Value = serde_json::from_str(
         &kubectl.ok(&["get", "gateway", "a-gateway", "-n", "app-a", "-o", "json", "--show-managed-fields"]).await,
@@ -170,14 +170,16 @@ async fn server_side_apply_conflicts_until_forced() {
             r#"{"spec":{"gatewayClassName":"other"}}"#,
         ])
         .await;
-    let out = kubectl.run(&["apply", "--server-side", "-f", &data_path("seed000-gateways.yaml")]).await;
+    let out = kubectl.run(&["apply", "--server-side", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     assert!(!out.ok);
     assert!(
         out.stderr.contains("conflict with \"someone-else\"") && out.stderr.contains(".spec.gatewayClassName"),
         "{}",
         out.stderr
     );
-    kubectl.ok(&["apply", "--server-side", "--force-conflicts", "-f", &data_path("seed000-gateways.yaml")]).await;
+    kubectl
+        .ok(&["apply", "--server-side", "--force-conflicts", "-f", &walkthrough_path("seed000-gateways.yaml")])
+        .await;
     let class =
         kubectl.ok(&["get", "gateway", "a-gateway", "-n", "app-a", "-o", "jsonpath={.spec.gatewayClassName}"]).await;
     assert_eq!(class, "approuting-istio");
@@ -297,11 +299,11 @@ async fn wait_for_delete_sees_the_object_go_when_its_finalizer_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_f_removes_everything_the_manifest_created() {
     let (_server, kubectl) = seeded().await;
-    let out = kubectl.ok(&["delete", "-f", &data_path("seed000-gateways.yaml")]).await;
+    let out = kubectl.ok(&["delete", "-f", &walkthrough_path("seed000-gateways.yaml")]).await;
     assert!(out.contains("gateway.gateway.networking.k8s.io \"a-gateway\" deleted"), "{out}");
     let left = kubectl.ok(&["get", "gateways,httproutes", "-A", "-o", "name"]).await;
     assert_eq!(left.trim(), "");
-    let out = kubectl.ok(&["delete", "-f", &data_path("seed000-namespaces.yaml")]).await;
+    let out = kubectl.ok(&["delete", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
     assert!(out.contains("namespace \"app-a\" deleted"), "{out}");
     let gone = kubectl.run(&["get", "namespace", "app-a"]).await;
     assert_eq!(gone.stderr.trim(), "Error from server (NotFound): namespaces \"app-a\" not found");
@@ -554,7 +556,7 @@ async fn routewardens_own_crds_serve_seed_000_externaldns_objects() {
     assert!(!extra_crds.is_empty(), "deploy/crds holds CRDs");
     let server = common::server_with(KubeServerOptions { extra_crds, ..KubeServerOptions::default() }).await;
     let kubectl = Kubectl::new(&server);
-    kubectl.ok(&["apply", "-f", &data_path("seed000-namespaces.yaml")]).await;
+    kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
     let out = kubectl.ok(&["apply", "-f", &data_path("seed000-externaldns.yaml")]).await;
     assert!(out.contains("clusterexternaldns.approuting.kubernetes.azure.com/demo-cluster-dns created"), "{out}");
     assert!(out.contains("externaldns.approuting.kubernetes.azure.com/demo-ns-dns created"), "{out}");

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::store::now;
+use super::error::ApiError;
+use super::registry::ResourceInfo;
+use super::store::{WriteOptions, now};
 
 /// A path in fieldsV1 tokens, e.g. `["f:spec", "f:listeners", "k:{\"name\":\"https\"}", "f:port"]`.
 pub type FieldPath = Vec<String>;
@@ -388,10 +390,26 @@ pub fn apply(
     }
     let previous: BTreeSet<FieldPath> =
         entries.iter().filter(|e| is_me(e)).flat_map(|e| e.fields.iter().cloned()).collect();
+    let mut removed = Vec::new();
     for path in previous.difference(&applied_fields) {
         let owned_elsewhere = entries.iter().any(|e| !is_me(e) && owns(e, path));
         if !owned_elsewhere {
             remove_at(&mut result, path);
+            removed.push(path);
+        }
+    }
+    // A map or list emptied by those removals goes too (the last address of a status, the last
+    // label), unless someone set it empty on purpose or the applied configuration names it.
+    for path in removed {
+        for end in (1..path.len()).rev() {
+            let ancestor = &path[..end];
+            let Some(value) = get_at(&result, ancestor) else { continue };
+            let emptied = value.as_array().is_some_and(Vec::is_empty) || value.as_object().is_some_and(Map::is_empty);
+            let kept = get_at(applied, ancestor).is_some() || entries.iter().any(|e| e.fields.contains(ancestor));
+            if !emptied || kept {
+                break;
+            }
+            remove_at(&mut result, ancestor);
         }
     }
     let mut body = applied.clone();
@@ -411,6 +429,35 @@ pub fn apply(
     });
     write_entries(&mut result, entries);
     Ok(result)
+}
+
+/// Server-side apply as the API serves it, as the step [`super::store::Store::write`] runs on the live
+/// object (pass `opts` with `apply` set): [`apply`] under `opts.field_manager` to `opts.subresource`,
+/// conflicts as the 409 clients see, and the URL's name and namespace on an object it creates.
+/// `PATCH` with `application/apply-patch+yaml` and the in-process Gateway controller stand-in both go
+/// through here, so their writes merge by the same rules.
+pub fn server_side<'a>(
+    info: &'a ResourceInfo,
+    ns: &'a str,
+    name: &'a str,
+    applied: &'a Value,
+    opts: &'a WriteOptions,
+    force: bool,
+) -> impl FnOnce(Option<&Value>) -> Result<Value, ApiError> + 'a {
+    move |live| {
+        let mut result =
+            apply(live, applied, &opts.field_manager, force, opts.subresource.as_deref(), &info.api_version())
+                .map_err(|c| ApiError::apply_conflict(&info.plural, &info.group, name, &c.0))?;
+        if live.is_none()
+            && let Some(meta) = result.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("name".into(), json!(name));
+            if info.namespaced {
+                meta.insert("namespace".into(), json!(ns));
+            }
+        }
+        Ok(result)
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +490,16 @@ mod tests {
         let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let live = apply(Some(&live), &second, "m", false, None, "v1").expect("applied");
         assert_eq!(live["data"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn reapply_without_the_last_item_removes_the_emptied_list() {
+        let first = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"},
+            "status": {"phase": "Up", "addresses": [{"type": "IPAddress", "value": "203.0.113.10"}]}});
+        let live = apply(None, &first, "m", true, Some("status"), "v1").expect("applied");
+        let second = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}, "status": {"phase": "Up"}});
+        let live = apply(Some(&live), &second, "m", true, Some("status"), "v1").expect("applied");
+        assert_eq!(live["status"], json!({"phase": "Up"}));
     }
 
     #[test]

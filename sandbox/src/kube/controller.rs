@@ -3,8 +3,15 @@
 //! on AKS. The task listens to the store's event feed; after any change to Gateway API kinds,
 //! Ingresses, Secrets or Namespaces it recomputes every status it owns from the current objects
 //! (a pure function of a snapshot, [`gateway_status`] / [`route_parents`]) and writes only the
-//! statuses that differ, through the status subresource, keeping `lastTransitionTime` unless a
-//! condition's status flips — so its own writes never re-trigger work.
+//! statuses that differ, keeping `lastTransitionTime` unless a condition's status flips — so its
+//! own writes never re-trigger work.
+//!
+//! It writes as a well-behaved controller on a real cluster does: a forced server-side apply to
+//! the status subresource under its own field manager, through the same apply engine as `PATCH`
+//! requests. Conditions other writers add (routewarden's per-listener `routewarden.io/CertificateReady`,
+//! applied under `routewarden`) therefore merge with its own by listener name and condition type
+//! and survive its rewrites, and its "differs" check looks only at what it owns, so the two
+//! writers never chase each other.
 //!
 //! Addresses come from a configurable pool (IPv4, IPv6 or hostnames), handed out in order and kept
 //! per Gateway uid. A Gateway's address can be withheld (hold-down tests): it then reports
@@ -18,6 +25,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::watch as signal;
 
+use super::apply;
 use super::crd::GATEWAY_CONTROLLER;
 use super::selectors::LabelSelector;
 use super::store::{ListQuery, Store, WriteOptions, now};
@@ -163,7 +171,7 @@ impl GatewayController {
             let conditions =
                 vec![condition("Accepted", true, "Accepted", "accepted by the routewarden sandbox", &generation)];
             let status = json!({"conditions": keep_transition_times(conditions, class.pointer("/status/conditions"))});
-            write_status(store, "gateway.networking.k8s.io", "gatewayclasses", "", name(class), status);
+            write_status(store, "gateway.networking.k8s.io", "gatewayclasses", class, status);
         }
 
         let mut attached: BTreeMap<(String, String, String), i64> = BTreeMap::new();
@@ -200,14 +208,7 @@ impl GatewayController {
                 continue;
             }
             let plural = if *kind == "HTTPRoute" { "httproutes" } else { "grpcroutes" };
-            write_status(
-                store,
-                "gateway.networking.k8s.io",
-                plural,
-                namespace(route),
-                name(route),
-                json!({"parents": entries}),
-            );
+            write_status(store, "gateway.networking.k8s.io", plural, route, json!({"parents": entries}));
         }
 
         let ingresses = list("networking.k8s.io", "ingresses");
@@ -235,7 +236,7 @@ impl GatewayController {
             let key = format!("{}/{}", namespace(gw), name(gw));
             let address = if self.is_withheld(namespace(gw), name(gw)) { None } else { self.address_for(&key) };
             let status = gateway_status(gw, address.as_deref(), &secrets, &attached);
-            write_status(store, "gateway.networking.k8s.io", "gateways", namespace(gw), name(gw), status);
+            write_status(store, "gateway.networking.k8s.io", "gateways", gw, status);
         }
 
         let ingress_classes: BTreeSet<String> = list("networking.k8s.io", "ingressclasses")
@@ -255,14 +256,7 @@ impl GatewayController {
             } else {
                 json!({"hostname": address})
             };
-            write_status(
-                store,
-                "networking.k8s.io",
-                "ingresses",
-                namespace(ing),
-                name(ing),
-                json!({"loadBalancer": {"ingress": [entry]}}),
-            );
+            write_status(store, "networking.k8s.io", "ingresses", ing, json!({"loadBalancer": {"ingress": [entry]}}));
         }
     }
 }
@@ -312,24 +306,115 @@ fn keep_transition_times(mut conditions: Vec<Value>, previous: Option<&Value>) -
     conditions
 }
 
-fn write_status(store: &Store, group: &str, plural: &str, ns: &str, obj_name: &str, status: Value) {
+/// Applies `status` (everything this controller says about `live`) unless the live status
+/// already says it. The apply is forced: the stand-in is the authority on these fields, as the
+/// Gateway controller is on a cluster.
+fn write_status(store: &Store, group: &str, plural: &str, live: &Value, status: Value) {
+    if live.get("status").is_some_and(|current| same_status(&without_foreign_conditions(current, &status), &status)) {
+        return;
+    }
     let Some(info) = store.registry().all().iter().find(|r| r.group == group && r.plural == plural).cloned() else {
         return;
     };
+    let (ns, obj_name) = (namespace(live), name(live));
+    let mut metadata = json!({"name": obj_name});
+    if info.namespaced {
+        metadata["namespace"] = json!(ns);
+    }
+    let applied = json!({"apiVersion": info.api_version(), "kind": info.kind, "metadata": metadata, "status": status});
     let opts = WriteOptions {
         field_manager: FIELD_MANAGER.into(),
         subresource: Some("status".into()),
+        apply: true,
         ..WriteOptions::default()
     };
-    let result = store.write(&info, ns, obj_name, &opts, false, |live| {
-        let mut obj = live.cloned().unwrap_or(Value::Null);
-        obj["status"] = status;
-        Ok(obj)
-    });
+    let step = apply::server_side(&info, ns, obj_name, &applied, &opts, true);
+    // Not created when missing: the object may have been deleted since the list, and a status
+    // write never brings an object back.
+    let result =
+        store.write(&info, ns, obj_name, &opts, false, |current| step(current.map(without_own_update_entry).as_ref()));
     if let Err(e) = result {
-        // The object may have been deleted between the list and the write; the next pass fixes the rest.
+        // Deleted between the list and the write; the next pass fixes the rest.
         tracing::debug!(group, plural, ns, name = obj_name, reason = e.reason, "status write skipped");
     }
+}
+
+/// The live status as this controller sees it: conditions of a type it does not produce at that
+/// place belong to another writer and are left out. Comparing with them in would find a
+/// difference the apply never removes, and the controller would write on every pass.
+fn without_foreign_conditions(live: &Value, desired: &Value) -> Value {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => Value::Object(
+            l.iter()
+                .map(|(k, lv)| {
+                    let v = match (k.as_str(), lv, d.get(k)) {
+                        ("conditions", Value::Array(theirs), Some(Value::Array(ours))) => {
+                            let types: BTreeSet<&str> = ours.iter().filter_map(|c| c["type"].as_str()).collect();
+                            Value::Array(
+                                theirs
+                                    .iter()
+                                    .filter(|c| c["type"].as_str().is_some_and(|t| types.contains(t)))
+                                    .cloned()
+                                    .collect(),
+                            )
+                        }
+                        (_, _, Some(dv)) => without_foreign_conditions(lv, dv),
+                        (_, _, None) => lv.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        (Value::Array(l), Value::Array(d)) => {
+            let key = apply::list_key(d);
+            Value::Array(
+                l.iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let counterpart = match key {
+                            Some(k) => d.iter().find(|x| x.get(k) == item.get(k)),
+                            None => d.get(i),
+                        };
+                        counterpart.map_or_else(|| item.clone(), |c| without_foreign_conditions(item, c))
+                    })
+                    .collect(),
+            )
+        }
+        _ => live.clone(),
+    }
+}
+
+/// Equal up to the order of keyed list items: an apply merges by key and keeps the live order
+/// (another writer's listener entry may come first), so order alone is no reason to write.
+fn same_status(a: &Value, b: &Value) -> bool {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), sorted(v))).collect()),
+            Value::Array(items) => {
+                let mut items: Vec<Value> = items.iter().map(sorted).collect();
+                if let Some(key) = apply::list_key(&items) {
+                    items.sort_by(|x, y| x[key].as_str().cmp(&y[key].as_str()));
+                }
+                Value::Array(items)
+            }
+            other => other.clone(),
+        }
+    }
+    sorted(a) == sorted(b)
+}
+
+/// A status restored from a state directory may still be owned by an `Update` entry of this
+/// field manager (how the controller wrote before it applied). Dropped, so that its apply owns
+/// those fields alone and can remove them when it stops producing them (a withheld address).
+fn without_own_update_entry(live: &Value) -> Value {
+    let mut live = live.clone();
+    if let Some(entries) = live.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+        entries.retain(|e| {
+            !(e.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+                && e.get("operation").and_then(Value::as_str) == Some("Update"))
+        });
+    }
+    live
 }
 
 fn listener_kinds(protocol: &str) -> Vec<&'static str> {
@@ -662,6 +747,25 @@ mod tests {
         ] {
             assert_eq!(resolve_backends("HTTPRoute", &route(backend), &services, &grants), expected, "{description}");
         }
+    }
+
+    #[test]
+    fn another_writers_conditions_are_no_reason_to_write_but_a_field_it_no_longer_sets_is() {
+        let secrets: BTreeSet<(String, String)> = [("app-a".to_string(), "cert".to_string())].into();
+        let ours = gateway_status(&gw("a.example.com", "Same"), Some("203.0.113.10"), &secrets, &BTreeMap::new());
+        let mut live = ours.clone();
+        let foreign =
+            json!({"type": "routewarden.io/CertificateReady", "status": "True", "reason": "CertificateReady"});
+        live["listeners"][0]["conditions"].as_array_mut().expect("conditions").insert(0, foreign.clone());
+        live["conditions"].as_array_mut().expect("conditions").push(foreign);
+        assert!(same_status(&without_foreign_conditions(&live, &ours), &ours));
+
+        let mut withheld = ours.clone();
+        withheld.as_object_mut().expect("status").remove("addresses");
+        assert!(!same_status(&without_foreign_conditions(&live, &withheld), &withheld), "the address must go");
+        let mut flipped = ours.clone();
+        flipped["listeners"][0]["conditions"][2]["status"] = json!("False");
+        assert!(!same_status(&without_foreign_conditions(&live, &flipped), &flipped), "its own condition changed");
     }
 
     #[test]

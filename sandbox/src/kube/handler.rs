@@ -664,18 +664,11 @@ fn patch_resource(
         }
         opts.apply = true;
         let force = query.flag("force") && query.get("force").is_some();
-        let manager = opts.field_manager.clone();
-        let api_version = info.api_version();
-        let info2 = info.clone();
         let storage = conversion.as_ref().map(|c| c.storage.clone()).unwrap_or_else(|| info.clone());
+        let step = apply::server_side(info, ns, name, &patch_body, &opts, force);
         let (obj, created) = ctx.store.write(&storage, ns, name, &opts, true, |live| {
             let live = live.map(|l| view(conversion, l.clone()));
-            let mut applied = apply::apply(live.as_ref(), &patch_body, &manager, force, subresource, &api_version)
-                .map_err(|c| ApiError::apply_conflict(&info2.plural, &info2.group, name, &c.0))?;
-            if live.is_none() {
-                store_name(&mut applied, name, ns, info2.namespaced);
-            }
-            Ok(stored(conversion, applied))
+            step(live.as_ref()).map(|applied| stored(conversion, applied))
         })?;
         let code = if created { StatusCode::CREATED } else { StatusCode::OK };
         return Ok(json_response(code, &view(conversion, obj)));
@@ -693,13 +686,4 @@ fn patch_resource(
         Ok(stored(conversion, doc))
     })?;
     Ok(json_response(StatusCode::OK, &view(conversion, obj)))
-}
-
-fn store_name(obj: &mut Value, name: &str, ns: &str, namespaced: bool) {
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("name".into(), json!(name));
-        if namespaced {
-            meta.insert("namespace".into(), json!(ns));
-        }
-    }
 }

@@ -1010,8 +1010,21 @@ fn defaults_for_builtin(info: &ResourceInfo, obj: &mut Value) {
         ("", "Service") if obj.get("spec").is_some_and(Value::is_object) && obj.pointer("/spec/type").is_none() => {
             obj["spec"]["type"] = json!("ClusterIP");
         }
-        ("", "Secret") if obj.get("type").is_none() => {
-            obj["type"] = json!("Opaque");
+        ("", "Secret") => {
+            if obj.get("type").is_none() {
+                obj["type"] = json!("Opaque");
+            }
+            // stringData is write-only: the API server folds it into data, where it wins over a
+            // key of the same name, and never stores it.
+            if let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+                let data = obj.as_object_mut().map(|m| m.entry("data").or_insert_with(|| json!({})));
+                if let Some(Value::Object(data)) = data {
+                    for (key, value) in string_data {
+                        let text = value.as_str().unwrap_or_default();
+                        data.insert(key, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+                    }
+                }
+            }
         }
         ("apps", "Deployment")
             if obj.pointer("/spec/replicas").is_none() && obj.get("spec").is_some_and(Value::is_object) =>

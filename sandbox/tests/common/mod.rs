@@ -114,6 +114,15 @@ pub fn data_path(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name).display().to_string()
 }
 
+/// The manifests of seed 000's walkthrough, the same files `routewarden-sandbox demo` embeds.
+pub fn walkthrough(name: &str) -> String {
+    std::fs::read_to_string(walkthrough_path(name)).expect("walkthrough manifest")
+}
+
+pub fn walkthrough_path(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("walkthrough").join(name).display().to_string()
+}
+
 /// Polls `check` until it returns true, for up to 10 seconds (controllers are asynchronous).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
