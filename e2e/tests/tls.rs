@@ -6,8 +6,7 @@ use routewarden_e2e::*;
 use routewarden_sandbox_azure::Scenario;
 use std::time::Duration;
 
-const NAMESPACES: &str = include_str!("../../sandbox/tests/data/seed000-namespaces.yaml");
-const GATEWAYS: &str = include_str!("../../sandbox/tests/data/seed000-gateways.yaml");
+use routewarden_sandbox::demo::{GATEWAYS_YAML as GATEWAYS, NAMESPACES_YAML as NAMESPACES};
 const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +59,12 @@ async fn seed_walkthrough_produces_the_seeds_objects() {
         .unwrap();
         assert_eq!(events.iter().filter(|e| e.1 == "Synced").count(), 1, "{events:?}");
     }
+
+    // What `routewarden-sandbox demo` prints: every listener found complete.
+    let report = routewarden_sandbox::demo::wait_and_report(&env.client, WAIT).await.unwrap();
+    assert!(report.missing().is_empty(), "{report}");
+    let shown = report.to_string();
+    assert!(shown.contains("kv-gw-cert-a-gateway-https") && shown.contains("CN=*.example.com"), "{shown}");
 
     // Metrics: expiry, readiness and the version served, per listener; nothing secret.
     let admin = env.daemon.as_ref().unwrap().admin.clone();
@@ -154,8 +159,13 @@ async fn a_rotation_in_key_vault_reaches_the_secret_and_is_journaled() {
     })
     .await
     .unwrap();
-    let (_, _, message) = wait_condition(&env, "app-a", "a-gateway", "https", "Synced").await;
-    assert!(message.contains(&rotated), "{message}");
+    wait_for("the condition names the new version", WAIT, || async {
+        env.listener_condition("app-a", "a-gateway", "https")
+            .await
+            .filter(|c| c.1 == "Synced" && c.2.contains(&rotated))
+    })
+    .await
+    .unwrap();
 
     env.stop_daemon().await.unwrap();
     let journal = routewarden_store::testing::open_current(&env.journal_dir(), Default::default()).unwrap();

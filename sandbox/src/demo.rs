@@ -30,11 +30,11 @@ pub const FIELD_MANAGER: &str = "routewarden-sandbox-demo";
 /// The listener TLS option naming the Key Vault certificate.
 pub const OPTION_URI: &str = routewarden_planner::tls::OPTION_URI;
 /// Secret annotation: the Key Vault certificate version the Secret holds.
-pub const ANNOTATION_VERSION: &str = "routewarden.io/certificate-version";
+pub const ANNOTATION_VERSION: &str = routewarden::tls::labels::VERSION;
 /// Secret annotation: the certificate's notAfter (RFC 3339).
-pub const ANNOTATION_NOT_AFTER: &str = "routewarden.io/certificate-not-after";
+pub const ANNOTATION_NOT_AFTER: &str = routewarden::tls::labels::NOT_AFTER;
 /// Secret annotation: the certificate's x5t thumbprint.
-pub const ANNOTATION_X5T: &str = "routewarden.io/certificate-x5t";
+pub const ANNOTATION_X5T: &str = routewarden::tls::labels::X5T;
 
 /// The walkthrough's objects, namespaces first (the order in which they must be created).
 pub fn walkthrough_objects() -> anyhow::Result<Vec<Value>> {

@@ -97,19 +97,33 @@ impl RawJournal {
         let lock = DirLock::acquire(&dir)?;
         let engine_dir = dir.join(ENGINE_DIR);
         ensure_private_dir(&engine_dir)?;
-        let db = sled::Config::new()
-            .path(&engine_dir)
-            .cache_capacity(options.cache_bytes)
-            // Acknowledged commits are flushed explicitly (group commit); the background flush only
-            // bounds how much unacknowledged work a crash can take with it.
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    Error::Locked { dir: dir.clone(), pid: None }
+        // We hold the directory lock, so no other process has the engine open. The engine's own
+        // lock can still be held for a moment by this process's previous handle (its flusher thread
+        // outlives the last drop), so a lock failure here is waited out briefly. sled reports it as
+        // an I/O error of kind Other with this text; there is nothing more structured to match.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&engine_dir)
+                .cache_capacity(options.cache_bytes)
+                // Acknowledged commits are flushed explicitly (group commit); the background flush
+                // only bounds how much unacknowledged work a crash can take with it.
+                .flush_every_ms(Some(500))
+                .open();
+            match opened {
+                Err(sled::Error::Io(io))
+                    if (io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().starts_with("could not acquire lock"))
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => Error::from(other),
-            })?;
+                Err(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(Error::Locked { dir: dir.clone(), pid: None });
+                }
+                other => break other?,
+            }
+        };
         restrict_tree(&dir)?;
         Ok(RawJournal { db, dir, _lock: lock, options })
     }

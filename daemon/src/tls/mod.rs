@@ -241,7 +241,7 @@ pub fn start(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use std::sync::Arc;
     let changed = Arc::new(tokio::sync::Notify::new());
-    let caches = sources::start(client.clone(), changed.clone());
+    let caches = sources::start(client.clone(), changed.clone(), stop.clone());
     let assertions = Arc::new(kubeio::TokenRequests(client.clone()));
     let azure = Arc::new(routewarden_azure::AzureClient::new(azure.cloud.clone(), azure.http.clone(), assertions));
     let n = settings.workers;

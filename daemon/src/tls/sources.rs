@@ -65,7 +65,7 @@ impl Caches {
 }
 
 /// Starts the four watches; `changed` is notified after every event.
-pub fn start(client: kube::Client, changed: Arc<Notify>) -> Caches {
+pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watch::Receiver<bool>) -> Caches {
     let owned = watcher::Config::default().labels(labels::SELECTOR);
 
     let writer = reflector::store::Writer::new(gateway_resource());
@@ -77,6 +77,7 @@ pub fn start(client: kube::Client, changed: Arc<Notify>) -> Caches {
             watcher(Api::<DynamicObject>::all_with(client.clone(), &gateway_resource()), watcher::Config::default()),
         ),
         changed.clone(),
+        stop.clone(),
     );
     let (service_accounts, writer) = reflector::store();
     spawn(
@@ -86,12 +87,14 @@ pub fn start(client: kube::Client, changed: Arc<Notify>) -> Caches {
             watcher(Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()), watcher::Config::default()),
         ),
         changed.clone(),
+        stop.clone(),
     );
     let (secrets, writer) = reflector::store();
     spawn(
         "secrets",
         reflector::reflector(writer, watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), owned.clone())),
         changed.clone(),
+        stop.clone(),
     );
     let writer = reflector::store::Writer::new(spc_resource());
     let spcs = writer.as_reader();
@@ -99,11 +102,12 @@ pub fn start(client: kube::Client, changed: Arc<Notify>) -> Caches {
         "secretproviderclasses",
         reflector::reflector(writer, watcher(Api::<DynamicObject>::all_with(client, &spc_resource()), owned)),
         changed,
+        stop,
     );
     Caches { gateways, service_accounts, secrets, spcs }
 }
 
-fn spawn<K, S>(what: &'static str, stream: S, changed: Arc<Notify>)
+fn spawn<K, S>(what: &'static str, stream: S, changed: Arc<Notify>, mut stop: tokio::sync::watch::Receiver<bool>)
 where
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
@@ -112,10 +116,15 @@ where
         // Watch errors (a 410, a dropped connection, a forbidden list) back off and re-list; the
         // caches keep serving their last state meanwhile.
         let mut stream = std::pin::pin!(stream.default_backoff());
-        while let Some(event) = stream.next().await {
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = stop.changed() => return,
+            };
             match event {
-                Ok(_) => changed.notify_one(),
-                Err(e) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
+                Some(Ok(_)) => changed.notify_one(),
+                Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
+                None => return,
             }
         }
     });
