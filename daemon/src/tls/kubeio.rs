@@ -136,21 +136,28 @@ impl Kube {
         Kube { client, caches, recorder }
     }
 
-    /// Refuses when `name` exists in the namespace and is not routewarden's object for `key`.
-    /// `cached` says whether the owned-object cache already holds it (then only the listener
-    /// annotations need checking); otherwise the API server is asked.
-    async fn check_ownership(
+    /// Refuses when `name` exists in the namespace and is not routewarden's object for `key`;
+    /// returns whether it exists. `cached` holds the annotations when the owned-object cache has
+    /// it (then only the listener annotations need checking); otherwise the API server is asked.
+    async fn check_ownership<K>(
         &self,
+        api: &Api<K>,
         kind: &str,
         key: &CertBindingKey,
         name: &str,
         cached: Option<BTreeMap<String, String>>,
-        api_labels: impl Future<Output = Result<Option<(BTreeMap<String, String>, BTreeMap<String, String>)>, kube::Error>>,
-    ) -> Result<bool, KubeError> {
+    ) -> Result<bool, KubeError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
         let (found_labels, annotations) = match cached {
             Some(a) => (BTreeMap::from([(labels::MANAGED_BY.to_owned(), labels::MANAGED_BY_VALUE.to_owned())]), a),
-            None => match api_labels.await.map_err(api_err(format!("read {kind} {}/{name}", key.namespace)))? {
-                Some(found) => found,
+            None => match api
+                .get_metadata_opt(name)
+                .await
+                .map_err(api_err(format!("read {kind} {}/{name}", key.namespace)))?
+            {
+                Some(meta) => (meta.labels().clone(), meta.annotations().clone()),
                 None => return Ok(false),
             },
         };
@@ -173,6 +180,40 @@ impl Kube {
         Ok(true)
     }
 
+    /// Writes one of routewarden's objects: created where nothing exists (so a foreign object
+    /// created meanwhile makes it fail with 409 instead of being taken over), server-side applied
+    /// where routewarden's own object exists, refused where another owner's does.
+    async fn create_or_apply<K>(
+        &self,
+        api: &Api<K>,
+        kind: &str,
+        key: &CertBindingKey,
+        cached: Option<BTreeMap<String, String>>,
+        desired: Value,
+    ) -> Result<(), KubeError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let name = desired.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let what = format!("write {kind} {}/{name}", key.namespace);
+        if !self.check_ownership(api, kind, key, &name, cached).await? {
+            let object: K = serde_json::from_value(desired.clone())
+                .map_err(|e| KubeError::Api { what: what.clone(), source: kube::Error::SerdeError(e) })?;
+            let create = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            match api.create(&create, &object).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_code(&e) == Some(409) => {
+                    self.check_ownership(api, kind, key, &name, None).await?;
+                }
+                Err(e) => return Err(api_err(what)(e)),
+            }
+        }
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
+            .await
+            .map_err(api_err(what))?;
+        Ok(())
+    }
+
     /// Creates or updates the SecretProviderClass of a listener.
     pub async fn apply_spc(
         &self,
@@ -188,43 +229,13 @@ impl Kube {
             .spcs
             .get(&kube::runtime::reflector::ObjectRef::new_with(name, ar.clone()).within(&key.namespace))
             .map(|o| o.annotations().clone());
-        let api2 = api.clone();
-        let exists = self
-            .check_ownership("SecretProviderClass", key, name, cached, async move {
-                Ok(api2.get_opt(name).await?.map(|o| (o.labels().clone(), o.annotations().clone())))
-            })
-            .await?;
         let desired = json!({
             "apiVersion": "secrets-store.csi.x-k8s.io/v1",
             "kind": "SecretProviderClass",
             "metadata": owned_metadata(key, name, owner, "secretproviderclass", &BTreeMap::new()),
             "spec": spec,
         });
-        let what = format!("write SecretProviderClass {}/{name}", key.namespace);
-        if !exists {
-            // Create (not apply) where nothing exists, so a foreign object created meanwhile
-            // makes this fail with 409 instead of being taken over.
-            let obj: DynamicObject = serde_json::from_value(desired.clone())
-                .map_err(|e| KubeError::Api { what: what.clone(), source: kube::Error::SerdeError(e) })?;
-            match api
-                .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &obj)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if status_code(&e) == Some(409) => {
-                    let api2 = api.clone();
-                    self.check_ownership("SecretProviderClass", key, name, None, async move {
-                        Ok(api2.get_opt(name).await?.map(|o| (o.labels().clone(), o.annotations().clone())))
-                    })
-                    .await?;
-                }
-                Err(e) => return Err(api_err(what)(e)),
-            }
-        }
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
-            .await
-            .map_err(api_err(what))?;
-        Ok(())
+        self.create_or_apply(&api, "SecretProviderClass", key, cached, desired).await
     }
 
     /// Creates or updates the `kubernetes.io/tls` Secret of a listener.
@@ -241,12 +252,6 @@ impl Kube {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         let api = Api::<Secret>::namespaced(self.client.clone(), &key.namespace);
         let cached = self.caches.secret(&key.namespace, name).map(|o| o.annotations().clone());
-        let api2 = api.clone();
-        let exists = self
-            .check_ownership("Secret", key, name, cached, async move {
-                Ok(api2.get_metadata_opt(name).await?.map(|o| (o.labels().clone(), o.annotations().clone())))
-            })
-            .await?;
         let desired = json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -254,29 +259,7 @@ impl Kube {
             "type": "kubernetes.io/tls",
             "data": { "tls.crt": b64(tls_crt), "tls.key": b64(tls_key) },
         });
-        let what = format!("write Secret {}/{name}", key.namespace);
-        if !exists {
-            let secret: Secret = serde_json::from_value(desired.clone())
-                .map_err(|e| KubeError::Api { what: what.clone(), source: kube::Error::SerdeError(e) })?;
-            match api
-                .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if status_code(&e) == Some(409) => {
-                    let api2 = api.clone();
-                    self.check_ownership("Secret", key, name, None, async move {
-                        Ok(api2.get_metadata_opt(name).await?.map(|o| (o.labels().clone(), o.annotations().clone())))
-                    })
-                    .await?;
-                }
-                Err(e) => return Err(api_err(what)(e)),
-            }
-        }
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
-            .await
-            .map_err(api_err(what))?;
-        Ok(())
+        self.create_or_apply(&api, "Secret", key, cached, desired).await
     }
 
     /// Points the listener's `tls.certificateRefs` at Secret `name` alone. Returns false when

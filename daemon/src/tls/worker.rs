@@ -343,16 +343,10 @@ impl Workers {
         let bundle = match assemble((*material).clone(), &expect) {
             Ok(bundle) => bundle,
             Err(CheckFailure { check, message }) => {
-                let leaf = material.certs.first();
-                self.journal_version(
-                    b,
-                    &version,
-                    leaf.map(|c| c.x5t()),
-                    leaf,
-                    CertOutcome::Rejected,
-                    Some(format!("{}: {message}", check.reason())),
-                )
-                .await;
+                let reason = format!("{}: {message}", check.reason());
+                let subject = format!("{}/certificates/{}/{version}", b.uri.vault_url, b.uri.name);
+                let event = NewEvent::new(Time::now(), "cert.rejected", subject, reason.clone());
+                self.journal(key, b, &version, material.certs.first(), Some(reason), event).await;
                 return Err(SyncError {
                     reason: Reason::ValidationFailed,
                     check: Some(check.reason()),
@@ -403,7 +397,18 @@ impl Workers {
         self.metrics.certificate_not_before.get_or_create(&labels_).set(leaf.not_before.as_second());
         self.metrics.certificate_last_sync.get_or_create(&labels_).set(now.as_second());
         self.metrics.set_info(key, &b.uri.vault_url, &b.uri.name, &version);
-        self.journal_applied(key, b, &version, &leaf, rotated, serving.as_deref()).await;
+        let event = if rotated {
+            let previous = serving.as_deref().unwrap_or("-");
+            NewEvent::new(
+                Time::now(),
+                "cert.rotated",
+                key.to_string(),
+                format!("{} version {previous} → {version}", b.object_name),
+            )
+        } else {
+            NewEvent::new(Time::now(), "cert.applied", key.to_string(), format!("{} version {version}", b.object_name))
+        };
+        self.journal(key, b, &version, Some(&leaf), None, event).await;
         tracing::info!(listener = %key, version = %version, rotated, "certificate synced");
         Ok(Outcome::Ready {
             version,
@@ -523,60 +528,16 @@ impl Workers {
         Ok(material)
     }
 
-    async fn journal_version(
-        &self,
-        b: &Binding,
-        version: &str,
-        x5t: Option<String>,
-        leaf: Option<&routewarden_certs::Cert>,
-        outcome: CertOutcome,
-        reason: Option<String>,
-    ) {
-        let journal = self.journal.clone();
-        let vkey =
-            CertVersionKey { vault: b.uri.vault_url.clone(), object: b.uri.name.clone(), version: version.to_owned() };
-        let (nb, na) = leaf.map(|l| (time_of(l.not_before), time_of(l.not_after))).unwrap_or((Time(0), Time(0)));
-        let x5t = x5t.unwrap_or_default();
-        let subject = format!("{}/certificates/{}/{version}", b.uri.vault_url, b.uri.name);
-        let result = tokio::task::spawn_blocking(move || {
-            let now = Time::now();
-            journal.commit(|tx| {
-                let seen_at = tx.cert_version(&vkey)?.map(|v| v.seen_at).unwrap_or(now);
-                tx.put_cert_version(
-                    &vkey,
-                    &CertVersion {
-                        x5t: x5t.clone(),
-                        not_before: nb,
-                        not_after: na,
-                        seen_at,
-                        applied_at: None,
-                        outcome,
-                        reason: reason.clone(),
-                    },
-                )?;
-                tx.append_event(NewEvent::new(
-                    now,
-                    "cert.rejected",
-                    subject.clone(),
-                    reason.clone().unwrap_or_default(),
-                ))?;
-                Ok(())
-            })
-        })
-        .await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "failed to journal a certificate version");
-        }
-    }
-
-    async fn journal_applied(
+    /// Journals what became of one version: applied (no `rejected` reason; the binding is
+    /// recorded too) or rejected with its reason — metadata only, never key material.
+    async fn journal(
         &self,
         key: &CertBindingKey,
         b: &Binding,
         version: &str,
-        leaf: &routewarden_certs::Cert,
-        rotated: bool,
-        previous: Option<&str>,
+        leaf: Option<&routewarden_certs::Cert>,
+        rejected: Option<String>,
+        event: NewEvent,
     ) {
         let journal = self.journal.clone();
         let key = key.clone();
@@ -589,17 +550,15 @@ impl Workers {
         };
         let vkey =
             CertVersionKey { vault: b.uri.vault_url.clone(), object: b.uri.name.clone(), version: version.to_owned() };
-        let x5t = leaf.x5t();
-        let (nb, na) = (time_of(leaf.not_before), time_of(leaf.not_after));
-        let (action, message) = if rotated {
-            ("cert.rotated", format!("{} version {} → {version}", b.object_name, previous.unwrap_or("-")))
-        } else {
-            ("cert.applied", format!("{} version {version}", b.object_name))
-        };
+        let x5t = leaf.map(|l| l.x5t()).unwrap_or_default();
+        let (nb, na) = leaf.map(|l| (time_of(l.not_before), time_of(l.not_after))).unwrap_or((Time(0), Time(0)));
         let result = tokio::task::spawn_blocking(move || {
             let now = Time::now();
             journal.commit(|tx| {
-                tx.put_cert_binding(&key, &binding)?;
+                let applied = rejected.is_none();
+                if applied {
+                    tx.put_cert_binding(&key, &binding)?;
+                }
                 let seen_at = tx.cert_version(&vkey)?.map(|v| v.seen_at).unwrap_or(now);
                 tx.put_cert_version(
                     &vkey,
@@ -608,18 +567,18 @@ impl Workers {
                         not_before: nb,
                         not_after: na,
                         seen_at,
-                        applied_at: Some(now),
-                        outcome: CertOutcome::Applied,
-                        reason: None,
+                        applied_at: applied.then_some(now),
+                        outcome: if applied { CertOutcome::Applied } else { CertOutcome::Rejected },
+                        reason: rejected.clone(),
                     },
                 )?;
-                tx.append_event(NewEvent::new(now, action, key.to_string(), message.clone()))?;
+                tx.append_event(event.clone())?;
                 Ok(())
             })
         })
         .await;
         if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "failed to journal an applied certificate");
+            tracing::warn!(error = %e, "failed to journal a certificate version");
         }
     }
 
