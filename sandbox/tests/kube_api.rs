@@ -1148,3 +1148,60 @@ async fn events_written_as_core_v1_are_watched_as_events_k8s_io() {
     assert_eq!(seen.regarding.and_then(|r| r.name).as_deref(), Some("gw"));
     assert_eq!((seen.note.as_deref(), seen.reporting_controller.as_deref()), (Some("done"), Some("legacy")));
 }
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata_without_data() {
+    let server = common::server().await;
+    let client = server.client().await.unwrap();
+    namespace(&client, "meta").await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "meta");
+    let secret = serde_json::from_value(json!({
+        "metadata": {"name": "s", "labels": {"app": "x"}},
+        "type": "Opaque",
+        "stringData": {"password": "hunter2"},
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+
+    // A metadata informer (kube-rs `Api<PartialObjectMeta<K>>`, client-go metadata clients).
+    let meta: Api<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
+        Api::namespaced(client.clone(), "meta");
+    let raw = |path: &str, accept: &str| {
+        http::Request::get(path).header("Accept", accept.to_owned()).body(Vec::new()).unwrap()
+    };
+    let list: serde_json::Value = client
+        .request(raw(
+            "/api/v1/namespaces/meta/secrets",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["items"][0]["kind"], "PartialObjectMetadata");
+    assert_eq!(list["items"][0]["metadata"]["labels"]["app"], "x");
+    assert!(!list.to_string().contains("aHVudGVyMg"), "no Secret data in metadata-only answers: {list}");
+    let one = meta.get_metadata("s").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("s"));
+
+    // Watches too.
+    let mut stream = kube::runtime::watcher(meta, kube::runtime::watcher::Config::default()).boxed();
+    let mut seen = false;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), stream.try_next()).await.unwrap() {
+        if let kube::runtime::watcher::Event::InitApply(o) = event {
+            assert_eq!(o.metadata.name.as_deref(), Some("s"));
+            seen = true;
+        }
+        if seen {
+            break;
+        }
+    }
+    assert!(seen);
+    let body = client
+        .request_text(raw(
+            "/api/v1/namespaces/meta/secrets?watch=true&timeoutSeconds=1",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        ))
+        .await
+        .unwrap();
+    assert!(body.contains("\"PartialObjectMetadata\"") && !body.contains("aHVudGVyMg"), "{body}");
+}

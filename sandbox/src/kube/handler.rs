@@ -526,6 +526,7 @@ async fn resource(
                     send_initial_events: query.flag("sendInitialEvents") && query.get("sendInitialEvents").is_some(),
                     view: conversion.as_ref().map(|c| (info.clone(), c.to_view)),
                     table: table::wants_table(accept),
+                    metadata: table::wants_metadata(accept),
                 };
                 if ctx.faults.take_expiry() {
                     let expired = ApiError::expired(from.unwrap_or(0), store.current_rv());
@@ -534,6 +535,14 @@ async fn resource(
                 return Ok(watch::serve(store.clone(), storage, req, ctx.faults.watch_closer()));
             }
             let list = view_list(&conversion, &info, store.list(&storage, namespace.as_deref(), &q)?);
+            if table::wants_metadata(accept) {
+                let items: Vec<Value> = list["items"]
+                    .as_array()
+                    .map(|a| a.iter().map(registry::partial_metadata).collect())
+                    .unwrap_or_default();
+                let meta = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"].clone(), "items": items});
+                return Ok(with_content_type(json_response(StatusCode::OK, &meta), table::metadata_content_type(true)));
+            }
             if table::wants_table(accept) {
                 let items = list["items"].as_array().cloned().unwrap_or_default();
                 let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
@@ -544,6 +553,13 @@ async fn resource(
         }
         (Method::GET, Some(name), None | Some("status")) => {
             let obj = view(&conversion, store.get(&storage, &ns, name)?);
+            if table::wants_metadata(accept) {
+                let meta = registry::partial_metadata(&obj);
+                return Ok(with_content_type(
+                    json_response(StatusCode::OK, &meta),
+                    table::metadata_content_type(false),
+                ));
+            }
             if table::wants_table(accept) {
                 let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
                 let t = table::table(&info, std::slice::from_ref(&obj), &rv, None);

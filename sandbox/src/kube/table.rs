@@ -18,6 +18,21 @@ pub fn wants_table(accept: &str) -> bool {
         .is_some_and(|first| first.contains("as=Table") && first.contains("v=v1") && !first.contains("v=v1beta1"))
 }
 
+/// Whether the Accept header's first choice is metadata only (`as=PartialObjectMetadata` or
+/// `as=PartialObjectMetadataList`, what kube-rs and client-go metadata informers send).
+pub fn wants_metadata(accept: &str) -> bool {
+    accept.split(',').next().is_some_and(|first| first.contains("as=PartialObjectMetadata") && first.contains("v=v1"))
+}
+
+/// The Content-Type of a metadata-only reply.
+pub fn metadata_content_type(list: bool) -> &'static str {
+    if list {
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    } else {
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    }
+}
+
 /// Evaluates the JSONPath subset; several matches are joined with `,`.
 pub fn eval_path(obj: &Value, path: &str) -> Vec<Value> {
     let mut current = vec![obj.clone()];

@@ -46,6 +46,8 @@ pub struct WatchRequest {
     pub view: Option<View>,
     /// Send each object as a one-row `meta.k8s.io/v1` Table (Accept `as=Table`).
     pub table: bool,
+    /// Send each object as `PartialObjectMetadata` (Accept `as=PartialObjectMetadata`).
+    pub metadata: bool,
 }
 
 /// The kind a watch serves and how a stored object becomes one.
@@ -111,6 +113,9 @@ pub fn serve(
                 }
                 None => obj,
             };
+            if req.metadata {
+                return line(type_, &super::registry::partial_metadata(obj));
+            }
             if !req.table {
                 return line(type_, obj);
             }
