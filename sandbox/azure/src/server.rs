@@ -116,8 +116,29 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     ctx: Arc<Ctx>,
     role: PortRole,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let service = hyper::service::service_fn(move |req| serve_request(ctx.clone(), role.clone(), req));
+    serve_tls(listener, tls, service, shutdown).await;
+}
+
+/// Accepts TLS connections on `listener` and serves each with `service` (HTTP/1.1 with upgrades,
+/// or h2 by ALPN) until `shutdown` turns true or its sender is dropped; then open connections are
+/// aborted. Both sandbox servers (Kubernetes and Azure) run on this one loop. A service error ends
+/// its connection, which is how injected "connection dropped" faults work.
+pub async fn serve_tls<S, B>(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    service: S,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = hyper::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     loop {
@@ -125,13 +146,13 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((tcp, _peer)) = accepted else { continue };
                 let acceptor = acceptor.clone();
-                let ctx = ctx.clone();
-                let role = role.clone();
+                let service = service.clone();
                 connections.spawn(async move {
                     // A failed handshake (a client that does not trust the CA) only ends this connection.
                     let Ok(stream) = acceptor.accept(tcp).await else { return };
-                    let service = hyper::service::service_fn(move |req| serve_request(ctx.clone(), role.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
