@@ -428,3 +428,83 @@ async fn each_failure_has_its_own_reason_and_leaves_other_listeners_working() {
     }
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_nothing_changed_downloads_and_writes_nothing() {
+    let mut env = Env::start(Options::default()).await.unwrap();
+    env.apply_yaml(NAMESPACES).await.unwrap();
+    env.apply_yaml(GATEWAYS).await.unwrap();
+    for ns in ["app-a", "app-b"] {
+        let gw = if ns == "app-a" { "a-gateway" } else { "b-gateway" };
+        wait_condition(&env, ns, gw, "https", "Synced").await;
+    }
+    async fn observed(env: &Env) -> (String, String, usize) {
+        (
+            env.secrets("app-a").get("kv-gw-cert-a-gateway-https").await.unwrap().metadata.resource_version.unwrap(),
+            env.gateways("app-a").get("a-gateway").await.unwrap().metadata.resource_version.unwrap(),
+            env.gateway_events("app-a", "a-gateway").await.unwrap().len(),
+        )
+    }
+    let before = observed(&env).await;
+    let downloaded = env.azure.calls().get("keyvault", "GetSecret", 200);
+    assert_eq!(downloaded, 2, "one download per (version, identity): app-a's and app-b's");
+
+    env.stop_daemon().await.unwrap();
+    env.start_daemon().await.unwrap();
+    // The restarted daemon checks each certificate once (metadata) and finds everything current.
+    let metadata = || env.azure.calls().get("keyvault", "GetSecretVersions", 200);
+    let checked = metadata();
+    wait_for("the restarted daemon's checks", WAIT, || async { (metadata() >= checked + 2).then_some(()) })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = observed(&env).await;
+    assert_eq!(
+        before,
+        after,
+        "no Secret, Gateway or Event written after a restart with nothing changed: {:?} {:?}",
+        env.gateway_events("app-a", "a-gateway").await.unwrap(),
+        env.listener_condition("app-a", "a-gateway", "https").await
+    );
+    assert_eq!(env.azure.calls().get("keyvault", "GetSecret", 200), downloaded, "nothing downloaded again");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried_until_every_listener_is_synced() {
+    let env = Env::start(Options::default()).await.unwrap();
+    let mut faults = env.azure.admin().faults();
+    faults.faults.push(routewarden_sandbox_azure::FaultRule {
+        service: Some("keyvault".into()),
+        error_500: 0.2,
+        error_503: 0.2,
+        ..Default::default()
+    });
+    // A vault that takes 4 requests per 2 s: the daemon must pace itself by Retry-After.
+    faults.rate_limits.key_vault_all = routewarden_sandbox_azure::Bucket { limit: 4, period_seconds: 2.0 };
+    env.azure.admin().set_faults(faults);
+    env.apply_yaml(NAMESPACES).await.unwrap();
+    let uri = seed_certificate_uri();
+    for i in 0..6 {
+        env.apply_yaml(&gateway("app-a", &format!("g{i}"), &[("https", &uri, seed000::SERVICE_ACCOUNT)]))
+            .await
+            .unwrap();
+    }
+    for i in 0..6 {
+        let gw = format!("g{i}");
+        wait_for(&format!("{gw} synced"), Duration::from_secs(60), || async {
+            env.listener_condition("app-a", &gw, "https").await.filter(|c| c.1 == "Synced")
+        })
+        .await
+        .unwrap();
+    }
+    let calls = env.azure.calls();
+    let throttled: u64 =
+        ["GetSecretVersions", "GetSecret", "GetCertificate"].iter().map(|op| calls.get("keyvault", op, 429)).sum();
+    let failed: u64 = ["GetSecretVersions", "GetSecret"]
+        .iter()
+        .map(|op| calls.get("keyvault", op, 500) + calls.get("keyvault", op, 503))
+        .sum();
+    assert!(throttled + failed > 0, "the faults were exercised");
+    env.shutdown().await;
+}

@@ -58,7 +58,11 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
         }
         let work = decide(&w, &plan, &mut enqueued);
         refuse(&w, &plan);
-        lock(&w.shared).plan = plan;
+        {
+            let mut shared = lock(&w.shared);
+            shared.plan = plan;
+            shared.planned = true;
+        }
         if !work.is_empty() {
             queue(&w, work).await;
             w.wake.notify_waiters();

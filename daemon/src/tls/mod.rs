@@ -191,6 +191,9 @@ pub struct KnownVersion {
 #[derive(Debug, Default)]
 pub struct Shared {
     pub plan: TlsPlan,
+    /// Set once the planner loop has planned from synced caches; until then nothing may be
+    /// judged unmanaged.
+    pub planned: bool,
     pub outcomes: HashMap<CertBindingKey, Outcome>,
     pub versions: HashMap<PollKey, KnownVersion>,
     /// When each listener was last found or made current (drift checks wait for the caches).

@@ -69,9 +69,16 @@ pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
-    let (outcomes, names): (HashMap<CertBindingKey, Outcome>, HashMap<CertBindingKey, String>) = {
+    let (outcomes, names, managed) = {
         let s = lock(&w.shared);
-        let names = s
+        if !s.planned {
+            return;
+        }
+        // Listeners still asking for a certificate: without an outcome yet (just after a
+        // restart), their condition on the Gateway stays as it is.
+        let managed: std::collections::HashSet<CertBindingKey> =
+            s.plan.bindings.keys().chain(s.plan.refused.keys()).cloned().collect();
+        let names: HashMap<CertBindingKey, String> = s
             .outcomes
             .keys()
             .map(|k| {
@@ -84,7 +91,7 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
                 (k.clone(), name)
             })
             .collect();
-        (s.outcomes.clone(), names)
+        (s.outcomes.clone(), names, managed)
     };
     let mut by_gateway: BTreeMap<(String, String), Vec<(&CertBindingKey, &Outcome)>> = BTreeMap::new();
     for (k, o) in &outcomes {
@@ -109,6 +116,10 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
         let mut live: BTreeMap<String, Value> = BTreeMap::new();
         for l in &published {
             if let Some(c) = listener_condition(&gw, l, CONDITION_TYPE) {
+                let key = CertBindingKey { namespace: namespace.clone(), gateway: name.clone(), listener: l.clone() };
+                if managed.contains(&key) && !outcomes.contains_key(&key) {
+                    desired.insert(l.clone(), c.clone());
+                }
                 live.insert(l.clone(), c);
             }
         }
