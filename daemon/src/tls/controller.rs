@@ -69,8 +69,12 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
         }
         w.reported.notify_one();
         tracing::debug!(elapsed = ?started.elapsed(), "TLS plan pass");
+        // Wait at least as long as the pass took: a burst of events (a thousand Gateways applied,
+        // their statuses written) then costs one pass per interval instead of one per event, and
+        // planning never takes more than about half a core.
+        let settle = DEBOUNCE.max(started.elapsed());
         tokio::select! {
-            _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = changed.notified() => tokio::time::sleep(settle).await,
             _ = stop.changed() => return,
         }
     }
@@ -217,10 +221,19 @@ async fn queue(w: &Workers, work: Vec<Work>) {
     }
 }
 
-/// Queues a sync of `key` because its certificate has a new version (from the poller).
-pub async fn queue_rotation(w: &Workers, key: &CertBindingKey, version: &str) {
-    let Some(b) = lock(&w.shared).plan.bindings.get(key).cloned() else { return };
-    let payload = format!("{} {version}", fingerprint(&b, &w.settings.format()));
-    queue(w, vec![Work::Sync { key: key.clone(), payload, force: true }]).await;
+/// Queues a sync of `keys` because their certificate has a new version (from the poller).
+pub async fn queue_rotation(w: &Workers, keys: &[CertBindingKey], version: &str) {
+    let work: Vec<Work> = {
+        let shared = lock(&w.shared);
+        let format = w.settings.format();
+        keys.iter()
+            .filter_map(|key| {
+                let b = shared.plan.bindings.get(key)?;
+                let payload = format!("{} {version}", fingerprint(b, &format));
+                Some(Work::Sync { key: key.clone(), payload, force: true })
+            })
+            .collect()
+    };
+    queue(w, work).await;
     w.wake.notify_waiters();
 }

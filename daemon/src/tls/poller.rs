@@ -69,18 +69,28 @@ pub async fn poll(w: &Workers, pk: &PollKey, keys: &[CertBindingKey]) {
         }
     };
     journal_seen(w, pk, &known.version, known.x5t.as_deref()).await;
-    for key in keys {
-        let outcome = lock(&w.shared).outcomes.get(key).cloned();
-        let up_to_date = match &outcome {
-            Some(Outcome::Ready { version, .. }) => *version == known.version,
-            // A version that failed validation stays failed; wait for the next one.
-            Some(Outcome::Failed { reason: Reason::ValidationFailed, attempted: Some(v), .. }) => *v == known.version,
-            _ => false,
-        };
-        if !up_to_date {
-            tracing::info!(listener = %key, version = %known.version, "new certificate version; syncing");
-            super::controller::queue_rotation(w, key, &known.version).await;
-        }
+    let stale: Vec<CertBindingKey> = {
+        let s = lock(&w.shared);
+        keys.iter()
+            .filter(|key| {
+                let up_to_date = match s.outcomes.get(*key) {
+                    Some(Outcome::Ready { version, .. }) => *version == known.version,
+                    // A version that failed validation stays failed; wait for the next one.
+                    Some(Outcome::Failed { reason: Reason::ValidationFailed, attempted: Some(v), .. }) => {
+                        *v == known.version
+                    }
+                    _ => false,
+                };
+                !up_to_date
+            })
+            .cloned()
+            .collect()
+    };
+    if !stale.is_empty() {
+        tracing::info!(vault = %pk.vault_url, certificate = %pk.certificate, version = %known.version, listeners = stale.len(), "new certificate version; syncing");
+        // One commit for the whole group: a certificate shared by hundreds of listeners reaches
+        // all of their workers at once.
+        super::controller::queue_rotation(w, &stale, &known.version).await;
     }
 }
 
