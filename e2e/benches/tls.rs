@@ -54,7 +54,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NAMESPACES: &str = include_str!("../../sandbox/tests/data/seed000-namespaces.yaml");
+const NAMESPACES: &str = routewarden_sandbox::demo::NAMESPACES_YAML;
 const POLL: Duration = Duration::from_secs(10);
 const POLL_FLAG: &str = "10s";
 const LATENCY_GATEWAYS: usize = 200;
