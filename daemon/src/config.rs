@@ -107,3 +107,18 @@ pub fn tls_settings(args: &crate::cli::TlsArgs, azure: &AzureSettings) -> crate:
         max_backoff: Duration::from_secs(300),
     }
 }
+
+/// The DNS controller's settings. It shares the managed GatewayClasses and the worker count with
+/// the TLS controller.
+pub fn dns_settings(args: &crate::cli::TlsArgs, azure: &AzureSettings) -> crate::dns::DnsSettings {
+    crate::dns::DnsSettings {
+        gateway_classes: args.gateway_classes.clone(),
+        default_tenant: azure.default_tenant.clone(),
+        workers: usize::from(args.workers),
+        backoff: crate::backoff::Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            wait_for_input: Duration::from_secs(60),
+        },
+    }
+}

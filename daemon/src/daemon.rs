@@ -134,9 +134,26 @@ pub async fn run_reporting(
     let (stop_tasks, tasks_stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(client) = kube_client {
+        // One Azure client for both controllers: one token cache per identity, one HTTP pool.
+        let assertions = std::sync::Arc::new(crate::tls::kubeio::TokenRequests(client.clone()));
+        let azure_client = std::sync::Arc::new(routewarden_azure::AzureClient::new(
+            azure.cloud.clone(),
+            azure.http.clone(),
+            assertions,
+        ));
         let settings = crate::config::tls_settings(&tls, &azure);
-        tasks = crate::tls::start(client, journal.clone(), &azure, settings, metrics.clone(), tasks_stopped);
+        tasks = crate::tls::start(
+            client.clone(),
+            journal.clone(),
+            azure_client.clone(),
+            settings,
+            metrics.clone(),
+            tasks_stopped.clone(),
+        );
         tracing::info!(classes = ?tls.gateway_classes, poll_interval = ?tls.certificate_poll_interval, workers = tls.workers, "TLS controller started");
+        let settings = crate::config::dns_settings(&tls, &azure);
+        tasks.extend(crate::dns::start(client, journal.clone(), azure_client, settings, tasks_stopped));
+        tracing::info!("DNS controller started");
     }
     let extra = {
         let metrics = metrics.clone();

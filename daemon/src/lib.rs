@@ -9,10 +9,12 @@
 //!   (`routewarden crd`), and converts watched objects into the planner's input.
 
 pub mod admin;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod crd;
 pub mod daemon;
+pub mod dns;
 pub mod metrics;
 pub mod tls;
 pub mod view;

@@ -592,14 +592,24 @@ impl Journal {
     /// Claims up to `max` due items in due order, leasing each for `lease_for`. An item whose
     /// lease runs out becomes due again (counted as a failed attempt).
     pub fn claim(&self, now: Time, max: usize, lease_for: Duration) -> Result<Vec<Claimed>> {
+        self.claim_kinds(now, max, lease_for, "")
+    }
+
+    /// [`Journal::claim`], for items whose kind starts with `kind_prefix` only: each controller's
+    /// workers drain their own kinds (`tls.`, `dns.`) from the one queue.
+    pub fn claim_kinds(&self, now: Time, max: usize, lease_for: Duration, kind_prefix: &str) -> Result<Vec<Claimed>> {
         let mut upper = now.key_bytes().to_vec();
         upper.extend_from_slice(&u64::MAX.to_be_bytes());
-        let ids: Vec<u64> = self.inner.trees[QUEUE_DUE]
-            .range(..=upper)
-            .keys()
-            .take(max)
-            .filter_map(|k| k.ok().and_then(|k| id_from_due(&k)))
-            .collect();
+        let mut ids: Vec<u64> = Vec::new();
+        for key in self.inner.trees[QUEUE_DUE].range(..=upper).keys() {
+            if ids.len() >= max {
+                break;
+            }
+            let Some(id) = id_from_due(&key?) else { continue };
+            if kind_prefix.is_empty() || self.work_item(id)?.is_some_and(|i| i.kind.starts_with(kind_prefix)) {
+                ids.push(id);
+            }
+        }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -696,13 +706,20 @@ impl Journal {
 
     /// The pending or in-flight item due soonest.
     pub fn next_due(&self) -> Result<Option<WorkItem>> {
-        match self.inner.trees[QUEUE_DUE].first()? {
-            Some((k, _)) => match id_from_due(&k) {
-                Some(id) => self.work_item(id),
-                None => Err(Error::Decode { table: tables::QUEUE_DUE, detail: "short key".into() }),
-            },
-            None => Ok(None),
+        self.next_due_kinds("")
+    }
+
+    /// The pending or in-flight item due soonest whose kind starts with `kind_prefix`.
+    pub fn next_due_kinds(&self, kind_prefix: &str) -> Result<Option<WorkItem>> {
+        for key in self.inner.trees[QUEUE_DUE].iter().keys() {
+            let id =
+                id_from_due(&key?).ok_or(Error::Decode { table: tables::QUEUE_DUE, detail: "short key".into() })?;
+            match self.work_item(id)? {
+                Some(item) if item.kind.starts_with(kind_prefix) => return Ok(Some(item)),
+                _ => {}
+            }
         }
+        Ok(None)
     }
 
     /// Events with `seq > after`, oldest first, at most `limit`.

@@ -13,6 +13,19 @@ fn enqueue(j: &Journal, key: &str, payload: &str, now: Time) -> Enqueued {
 }
 
 #[test]
+fn each_controller_claims_only_its_own_kinds_from_the_one_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path());
+    j.commit(|tx| tx.enqueue("tls.sync", "ns/gw/l", b"1", t(100))).unwrap();
+    enqueue(&j, "a", "1", t(200));
+    assert_eq!(j.next_due_kinds("dns.").unwrap().map(|i| i.key), Some("a".to_owned()));
+    let dns: Vec<String> = j.claim_kinds(t(300), 10, LEASE, "dns.").unwrap().into_iter().map(|c| c.item.key).collect();
+    assert_eq!(dns, vec!["a"]);
+    let tls: Vec<String> = j.claim_kinds(t(300), 10, LEASE, "tls.").unwrap().into_iter().map(|c| c.item.key).collect();
+    assert_eq!(tls, vec!["ns/gw/l"]);
+}
+
+#[test]
 fn claims_due_items_in_due_order_and_not_before_they_are_due() {
     let dir = tempfile::tempdir().unwrap();
     let j = open(dir.path());

@@ -57,7 +57,8 @@ pub mod labels {
 pub const FIELD_MANAGER: &str = "routewarden";
 /// The per-listener condition routewarden owns in `status.listeners[].conditions`.
 pub const CONDITION_TYPE: &str = "routewarden.io/CertificateReady";
-/// Queue kinds.
+/// Queue kinds; the TLS workers claim only kinds with [`KIND_PREFIX`].
+pub const KIND_PREFIX: &str = "tls.";
 pub const KIND_SYNC: &str = "tls.sync";
 pub const KIND_REMOVE: &str = "tls.remove";
 
@@ -237,7 +238,7 @@ pub fn parse_key(key: &str) -> Option<CertBindingKey> {
 pub fn start(
     client: kube::Client,
     journal: routewarden_store::Journal,
-    azure: &crate::config::AzureSettings,
+    azure: std::sync::Arc<routewarden_azure::AzureClient>,
     settings: TlsSettings,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -245,8 +246,6 @@ pub fn start(
     use std::sync::Arc;
     let changed = Arc::new(tokio::sync::Notify::new());
     let caches = sources::start(client.clone(), changed.clone(), stop.clone());
-    let assertions = Arc::new(kubeio::TokenRequests(client.clone()));
-    let azure = Arc::new(routewarden_azure::AzureClient::new(azure.cloud.clone(), azure.http.clone(), assertions));
     let n = settings.workers;
     let workers = Arc::new(worker::Workers::new(
         kubeio::Kube::new(client, caches),

@@ -9,7 +9,6 @@ use super::{
     parse_key, poll_key,
 };
 use crate::metrics::{ListenerLabels, Metrics};
-use backon::BackoffBuilder;
 use routewarden_azure::{AzureClient, AzureError, IdentityKey, Kind};
 use routewarden_certs::{CheckFailure, ContentType, Expectations, Material, assemble, decode_secret};
 use routewarden_planner::tls::{Binding, PollKey};
@@ -155,7 +154,9 @@ impl Workers {
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
             let journal = self.journal.clone();
-            let claimed = tokio::task::spawn_blocking(move || journal.claim(Time::now(), 1, LEASE)).await;
+            let claimed =
+                tokio::task::spawn_blocking(move || journal.claim_kinds(Time::now(), 1, LEASE, super::KIND_PREFIX))
+                    .await;
             let item = match claimed {
                 Ok(Ok(mut items)) => items.pop(),
                 Ok(Err(e)) => {
@@ -212,7 +213,11 @@ impl Workers {
 
     async fn next_due_in(&self) -> Duration {
         let journal = self.journal.clone();
-        let next = tokio::task::spawn_blocking(move || journal.next_due()).await.ok().and_then(Result::ok).flatten();
+        let next = tokio::task::spawn_blocking(move || journal.next_due_kinds(super::KIND_PREFIX))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
         let until = next.map(|item| item.next_attempt_at.as_millis() - Time::now().as_millis()).unwrap_or(1000);
         // At least a few milliseconds, so an item another worker holds is not spun on.
         Duration::from_millis(u64::try_from(until.clamp(5, 1000)).unwrap_or(1000))
@@ -612,23 +617,15 @@ impl Workers {
     }
 }
 
-/// When to try a failed item again: transient failures back off exponentially with full jitter
-/// (never sooner than the server's Retry-After); failures that need the input to change wait
-/// one poll interval, long enough not to hammer and short enough to notice a fix made in Azure.
+/// When to try a failed item again (see [`crate::backoff`]); failures that need the input to
+/// change wait one poll interval.
 pub fn retry_delay(settings: &TlsSettings, e: &SyncError, attempts: u32) -> Duration {
-    if !e.retryable {
-        return settings.poll_interval;
-    }
-    let backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(settings.min_backoff)
-        .with_max_delay(settings.max_backoff)
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
-        .build()
-        .nth(attempts.saturating_sub(1) as usize)
-        .unwrap_or(settings.max_backoff);
-    backoff.max(e.retry_after.unwrap_or_default())
+    let backoff = crate::backoff::Backoff {
+        min: settings.min_backoff,
+        max: settings.max_backoff,
+        wait_for_input: settings.poll_interval,
+    };
+    backoff.delay(e.retryable, e.retry_after, attempts)
 }
 
 #[cfg(test)]

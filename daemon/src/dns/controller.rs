@@ -1,0 +1,322 @@
+//! The planner loop: after any watch event, plan every DNS resource again (a pure function of the
+//! caches) and bring the journal to the plan in one commit. Level-triggered: the comparison is
+//! between the plan and the journal's desired and applied tables, so a restart, a missed event or
+//! a crash between commits all end in the same decision, and nothing is queued when the plan
+//! matches what was applied.
+//!
+//! | journal desired | in the plan | owner resource | decision |
+//! |---|---|---|---|
+//! | any | yes | — | desired := plan; queue an apply unless applied already matches |
+//! | yes | no | live and valid | delete desired; queue the delete (held down while all sources still exist) |
+//! | yes | no | invalid spec | untouched: a typo must not delete records |
+//! | yes | no | gone | delete desired, forget queued work; the record set stays in Azure (`Retain`) |
+
+use super::sources::DnsObject;
+use super::worker::Workers;
+use super::{KIND_APPLY, PAYLOAD_DELETE, lock, resource_of};
+use routewarden_planner::dns::{PlanConfig, PlannedRecord, plan};
+use routewarden_store::{
+    AppliedRecordSet, DesiredRecordSet, Enqueued, ItemState, Journal, NewEvent, RecordSetKey, Time,
+};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// Events arriving together (a `kubectl apply -f` of many objects) settle into one pass.
+const DEBOUNCE: Duration = Duration::from_millis(5);
+
+/// The identity of a record set's desired content: what a write must produce.
+pub fn fingerprint(ttl: u32, targets: &[String], owner: &str) -> String {
+    let text = format!("{ttl}|{}|{owner}", targets.join(","));
+    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether Azure already holds `desired` as far as the journal knows.
+pub fn is_applied(desired: &DesiredRecordSet, applied: Option<&AppliedRecordSet>) -> bool {
+    applied.is_some_and(|a| a.ttl == desired.ttl && a.targets == desired.targets && a.owner == desired.owner)
+}
+
+fn desired_of(rec: &PlannedRecord, now: Time) -> DesiredRecordSet {
+    DesiredRecordSet {
+        ttl: rec.ttl,
+        targets: rec.targets.clone(),
+        owner: rec.owner.clone(),
+        sources: rec.sources.iter().map(ToString::to_string).collect(),
+        updated_at: now,
+    }
+}
+
+fn same_content(a: &DesiredRecordSet, b: &DesiredRecordSet) -> bool {
+    a.ttl == b.ttl && a.targets == b.targets && a.owner == b.owner && a.sources == b.sources
+}
+
+/// What a DNS resource identity stands for in this pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Valid: its records may be deleted after this hold-down when a source merely flaps.
+    Live { hold_down: Duration },
+    /// Present but invalid: leave its records alone.
+    Invalid,
+}
+
+/// What one pass changed, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub applies: Vec<String>,
+    pub deletes: Vec<String>,
+    pub retained: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.applies.is_empty() && self.deletes.is_empty() && self.retained.is_empty()
+    }
+}
+
+/// Brings the journal to `records` in one commit and queues the work it implies.
+pub fn reconcile(
+    journal: &Journal,
+    records: &BTreeMap<RecordSetKey, PlannedRecord>,
+    owners: &BTreeMap<String, Owner>,
+    live_sources: &BTreeSet<String>,
+    now: Time,
+) -> routewarden_store::Result<Changes> {
+    let before: Vec<RecordSetKey> = journal.desired_records(None)?.into_iter().map(|(k, _)| k).collect();
+    journal.commit(|tx| {
+        let mut changes = Changes::default();
+        for (key, rec) in records {
+            let want = desired_of(rec, now);
+            let had = tx.desired_record(key)?;
+            if had.as_ref().is_none_or(|d| !same_content(d, &want)) {
+                tx.put_desired_record(key, &want)?;
+            }
+            let payload = fingerprint(want.ttl, &want.targets, &want.owner);
+            let item = tx.work_item_by_key(KIND_APPLY, &key.to_string())?;
+            if is_applied(&want, tx.applied_record(key)?.as_ref()) {
+                // Only to supersede queued work that would change it (a held-down delete).
+                if item.is_some_and(|i| {
+                    i.payload != payload.as_bytes() && matches!(i.state, ItemState::Pending | ItemState::InFlight)
+                }) {
+                    tx.enqueue(KIND_APPLY, &key.to_string(), payload.as_bytes(), now)?;
+                    changes.applies.push(key.to_string());
+                }
+                continue;
+            }
+            match tx.enqueue(KIND_APPLY, &key.to_string(), payload.as_bytes(), now)? {
+                Enqueued::Created(_) | Enqueued::Updated(_) => changes.applies.push(key.to_string()),
+                // Done without the content being applied: try again. A parked item (a foreign
+                // record set in the way) waits for its input to change instead.
+                Enqueued::Unchanged(id) => {
+                    if item.is_some_and(|i| i.state == ItemState::Done) {
+                        tx.requeue(id, now)?;
+                        changes.applies.push(key.to_string());
+                    }
+                }
+            }
+        }
+        for key in before.iter().filter(|k| !records.contains_key(*k)) {
+            let Some(had) = tx.desired_record(key)? else { continue };
+            match owners.get(resource_of(&had.owner)) {
+                Some(Owner::Invalid) => {}
+                Some(Owner::Live { hold_down }) => {
+                    tx.delete_desired_record(key)?;
+                    // A source that still exists merely lost its address or its Accepted
+                    // condition: wait before deleting, the record set may be wanted again.
+                    let flapping = !had.sources.is_empty() && had.sources.iter().all(|s| live_sources.contains(s));
+                    let due = if flapping { now.plus(*hold_down) } else { now };
+                    tx.enqueue_at(KIND_APPLY, &key.to_string(), PAYLOAD_DELETE.as_bytes(), due, now)?;
+                    changes.deletes.push(key.to_string());
+                }
+                None => {
+                    tx.delete_desired_record(key)?;
+                    tx.forget(KIND_APPLY, &key.to_string())?;
+                    tx.append_event(NewEvent::new(
+                        now,
+                        "dns.retained",
+                        key.to_string(),
+                        format!("{} was deleted; its record set is kept in Azure", resource_of(&had.owner)),
+                    ))?;
+                    changes.retained.push(key.to_string());
+                }
+            }
+        }
+        Ok::<_, routewarden_store::TxError>(changes)
+    })
+}
+
+/// The resources' planner inputs and owner states.
+pub fn owners(resources: &[DnsObject]) -> BTreeMap<String, Owner> {
+    resources
+        .iter()
+        .map(|r| {
+            let owner = match &r.config {
+                Ok(c) => Owner::Live { hold_down: c.hold_down },
+                Err(_) => Owner::Invalid,
+            };
+            (r.identity.clone(), owner)
+        })
+        .collect()
+}
+
+pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = w.caches.ready() => {}
+        _ = stop.changed() => return,
+    }
+    tracing::info!(caches = ?w.caches, "DNS caches synced");
+    let config = PlanConfig {
+        cluster_id: w.cluster_id.clone(),
+        gateway_classes: w.settings.gateway_classes.clone(),
+        ..PlanConfig::default()
+    };
+    loop {
+        let started = Instant::now();
+        let resources = w.caches.dns_resources();
+        let valid: Vec<_> = resources.iter().filter_map(|r| r.config.as_ref().ok()).collect();
+        let planned =
+            plan(&valid.iter().map(|c| c.resource.clone()).collect::<Vec<_>>(), &w.caches.snapshot(), &config);
+        let owners = owners(&resources);
+        let live = w.caches.live_sources();
+        let journal = w.journal.clone();
+        let records = planned.records.clone();
+        let result =
+            tokio::task::spawn_blocking(move || reconcile(&journal, &records, &owners, &live, Time::now())).await;
+        match result {
+            Ok(Ok(changes)) if !changes.is_empty() => {
+                tracing::info!(
+                    applies = changes.applies.len(),
+                    deletes = changes.deletes.len(),
+                    retained = changes.retained.len(),
+                    "DNS work queued"
+                );
+                w.wake.notify_waiters();
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "failed to queue DNS work"),
+            Err(e) => tracing::error!(error = %e, "DNS queue task failed"),
+        }
+        {
+            let mut shared = lock(&w.shared);
+            shared.configs = valid.iter().map(|c| (c.resource.identity(), (*c).clone())).collect();
+            shared.failures.retain(|k, _| planned.records.contains_key(k));
+            shared.plan = planned;
+            shared.planned = true;
+        }
+        w.reported.notify_one();
+        tracing::debug!(elapsed = ?started.elapsed(), "DNS plan pass");
+        tokio::select! {
+            _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use routewarden_planner::dns::ObjectRef;
+    use routewarden_store::RecordType;
+
+    const ZONE: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnszones/example.com";
+    const OWNER: &str = "c1/clusterexternaldns/demo";
+
+    fn journal() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = routewarden_store::testing::open_current(dir.path(), routewarden_store::Options::default()).unwrap();
+        (dir, j)
+    }
+
+    fn key(name: &str) -> RecordSetKey {
+        RecordSetKey { zone: ZONE.into(), name: name.into(), record_type: RecordType::A }
+    }
+
+    fn planned(target: &str) -> PlannedRecord {
+        PlannedRecord {
+            ttl: 300,
+            targets: vec![target.into()],
+            owner: OWNER.into(),
+            resource: "clusterexternaldns/demo".into(),
+            sources: [ObjectRef { kind: "Gateway", namespace: "app-a".into(), name: "a-gateway".into() }].into(),
+        }
+    }
+
+    fn live() -> BTreeMap<String, Owner> {
+        [("clusterexternaldns/demo".to_owned(), Owner::Live { hold_down: Duration::from_secs(300) })].into()
+    }
+
+    fn mark_applied(j: &Journal, k: &RecordSetKey, target: &str) {
+        j.commit(|tx| {
+            tx.put_applied_record(
+                k,
+                &AppliedRecordSet {
+                    etag: "e1".into(),
+                    owner: OWNER.into(),
+                    ttl: 300,
+                    targets: vec![target.into()],
+                    applied_at: Time::from_millis(2),
+                },
+            )
+        })
+        .unwrap();
+    }
+
+    fn item(j: &Journal, k: &RecordSetKey) -> Option<(String, ItemState)> {
+        j.work_item_by_key(KIND_APPLY, &k.to_string())
+            .unwrap()
+            .map(|i| (String::from_utf8(i.payload).unwrap(), i.state))
+    }
+
+    #[test]
+    fn queues_a_record_once_and_nothing_when_the_journal_says_it_is_applied() {
+        let (_d, j) = journal();
+        let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
+        let first = reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(10)).unwrap();
+        assert_eq!(first.applies, vec![key("a").to_string()]);
+        let again = reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(20)).unwrap();
+        assert!(again.is_empty(), "the same plan queues nothing: {again:?}");
+
+        // As after a restart: applied matches, a fresh journal pass queues nothing either.
+        let (_d2, j2) = journal();
+        mark_applied(&j2, &key("a"), "203.0.113.1");
+        let fresh = reconcile(&j2, &records, &live(), &BTreeSet::new(), Time::from_millis(30)).unwrap();
+        assert!(fresh.is_empty(), "{fresh:?}");
+        assert_eq!(item(&j2, &key("a")), None);
+        assert!(j2.desired_record(&key("a")).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_record_whose_source_flaps_is_deleted_only_after_the_hold_down() {
+        let (_d, j) = journal();
+        let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
+        reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(10)).unwrap();
+        mark_applied(&j, &key("a"), "203.0.113.1");
+        let sources = BTreeSet::from(["Gateway/app-a/a-gateway".to_owned()]);
+        let gone = reconcile(&j, &BTreeMap::new(), &live(), &sources, Time::from_millis(1_000)).unwrap();
+        assert_eq!(gone.deletes, vec![key("a").to_string()]);
+        let held = j.work_item_by_key(KIND_APPLY, &key("a").to_string()).unwrap().unwrap();
+        assert_eq!(held.next_attempt_at, Time::from_millis(301_000));
+        // The address comes back before the hold-down ends: the delete is superseded.
+        let back = reconcile(&j, &records, &live(), &sources, Time::from_millis(2_000)).unwrap();
+        assert_eq!(back.applies, vec![key("a").to_string()]);
+        assert_ne!(item(&j, &key("a")).unwrap().0, PAYLOAD_DELETE);
+    }
+
+    #[test]
+    fn records_of_a_deleted_resource_are_retained_and_of_an_invalid_one_untouched() {
+        let (_d, j) = journal();
+        let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
+        reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(10)).unwrap();
+        mark_applied(&j, &key("a"), "203.0.113.1");
+        let invalid = BTreeMap::from([("clusterexternaldns/demo".to_owned(), Owner::Invalid)]);
+        assert!(reconcile(&j, &BTreeMap::new(), &invalid, &BTreeSet::new(), Time::from_millis(20)).unwrap().is_empty());
+        assert!(j.desired_record(&key("a")).unwrap().is_some());
+
+        let retained =
+            reconcile(&j, &BTreeMap::new(), &BTreeMap::new(), &BTreeSet::new(), Time::from_millis(30)).unwrap();
+        assert_eq!(retained.retained, vec![key("a").to_string()]);
+        assert_eq!(item(&j, &key("a")), None, "no delete is queued");
+        assert!(j.applied_record(&key("a")).unwrap().is_some(), "the applied record set is still known (stale)");
+    }
+}

@@ -1,0 +1,406 @@
+//! The DNS worker pool: claims due `dns.*` items and brings one record set to the journal's
+//! desired state. Every Azure write is conditional — `If-None-Match: *` to create, `If-Match:
+//! <etag>` to update or delete — so a record set someone else created or changed is never
+//! overwritten. When a create finds the name taken, the record set is read once: ours (this
+//! cluster's ownership metadata) is adopted, anything else is a conflict that parks the item.
+
+use super::controller::is_applied;
+use super::sources::Caches;
+use super::{DnsSettings, Failure, KIND_APPLY, KIND_PREFIX, SharedState, identity_key, lock, metadata, parse_key};
+use crate::crd::conditions::reason;
+use routewarden_azure::{AzureClient, AzureError, IdentityKey, Kind, Precondition, RecordSet, ZoneRef};
+use routewarden_planner::zone::Zone;
+use routewarden_store::{AppliedRecordSet, DesiredRecordSet, Journal, NewEvent, RecordSetKey, Time};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// How long a claimed item is ours before another worker may take it over.
+const LEASE: Duration = Duration::from_secs(120);
+
+/// Why an item did not reach its desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyError {
+    /// Bounded: the Ready condition's reason.
+    pub reason: &'static str,
+    pub message: String,
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+    /// A foreign record set holds the name: park now, retrying cannot help.
+    pub conflict: bool,
+}
+
+impl From<AzureError> for ApplyError {
+    fn from(e: AzureError) -> Self {
+        let reason = match e.kind {
+            Kind::Throttled => reason::THROTTLED,
+            Kind::Forbidden => reason::ZONE_FORBIDDEN,
+            Kind::NotFound => reason::ZONE_NOT_FOUND,
+            Kind::Authentication => reason::IDENTITY_UNAVAILABLE,
+            _ => reason::APPLYING,
+        };
+        ApplyError {
+            reason,
+            message: e.to_string(),
+            retryable: e.kind.retryable(),
+            retry_after: e.retry_after,
+            conflict: false,
+        }
+    }
+}
+
+impl From<routewarden_store::Error> for ApplyError {
+    fn from(e: routewarden_store::Error) -> Self {
+        ApplyError {
+            reason: reason::APPLYING,
+            message: format!("journal: {e}"),
+            retryable: true,
+            retry_after: None,
+            conflict: false,
+        }
+    }
+}
+
+/// Everything a worker needs; shared by the pool, the planner loop and the status writer.
+pub struct Workers {
+    pub client: kube::Client,
+    pub caches: Caches,
+    pub azure: Arc<AzureClient>,
+    pub journal: Journal,
+    pub cluster_id: String,
+    pub shared: SharedState,
+    pub settings: Arc<DnsSettings>,
+    /// Notified when work is queued.
+    pub wake: Arc<Notify>,
+    /// Notified when a plan or an outcome changed (the status writer publishes it).
+    pub reported: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers").field("caches", &self.caches).finish_non_exhaustive()
+    }
+}
+
+/// The ownership metadata of a record set planned for `owner`.
+pub fn ownership(cluster_id: &str, owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (metadata::OWNER.to_owned(), owner.to_owned()),
+        (metadata::CLUSTER.to_owned(), cluster_id.to_owned()),
+    ])
+}
+
+/// Whether a record set found in Azure is this cluster's (then it may be adopted).
+pub fn owned_by_cluster(found: &BTreeMap<String, String>, cluster_id: &str) -> bool {
+    found.get(metadata::CLUSTER).is_some_and(|c| c == cluster_id)
+        && found.get(metadata::OWNER).is_some_and(|o| o.starts_with(&format!("{cluster_id}/")))
+}
+
+impl Workers {
+    /// Runs `n` workers until `stop` turns true.
+    pub fn spawn(self: &Arc<Self>, n: usize, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..n)
+            .map(|_| {
+                let me = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { me.run(stop).await })
+            })
+            .collect()
+    }
+
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let journal = self.journal.clone();
+            let claimed =
+                tokio::task::spawn_blocking(move || journal.claim_kinds(Time::now(), 1, LEASE, KIND_PREFIX)).await;
+            let item = match claimed {
+                Ok(Ok(mut items)) => items.pop(),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "failed to claim DNS work from the journal");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "claim task failed");
+                    None
+                }
+            };
+            let Some(claimed) = item else {
+                let wait = self.next_due_in().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            };
+            let (item, lease) = (claimed.item, claimed.lease);
+            let result = match (item.kind.as_str(), parse_key(&item.key)) {
+                (KIND_APPLY, Some(key)) => self.apply(&key).await,
+                // Not ours to understand: done, so it does not spin.
+                _ => Ok(()),
+            };
+            if let Some(key) = parse_key(&item.key) {
+                self.note(&key, result.as_ref().err());
+            }
+            let journal = self.journal.clone();
+            let backoff = self.settings.backoff;
+            let attempts = item.attempts + 1;
+            let subject = item.key.clone();
+            let finished = tokio::task::spawn_blocking(move || {
+                let now = Time::now();
+                journal.commit(|tx| match &result {
+                    Ok(()) => tx.complete(lease, now).map(|_| ()),
+                    Err(e) if e.conflict => {
+                        tx.append_event(NewEvent::new(now, "dns.conflict", subject.clone(), e.message.clone()))?;
+                        tx.park(lease, &format!("{}: {}", e.reason, e.message), now)
+                    }
+                    Err(e) => {
+                        let at = now.plus(backoff.delay(e.retryable, e.retry_after, attempts));
+                        tx.retry(lease, at, &format!("{}: {}", e.reason, e.message), now).map(|_| ())
+                    }
+                })
+            })
+            .await;
+            match finished {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(key = %item.key, error = %e, "failed to record a DNS item's result"),
+                Err(e) => tracing::error!(error = %e, "record task failed"),
+            }
+        }
+    }
+
+    async fn next_due_in(&self) -> Duration {
+        let journal = self.journal.clone();
+        let next = tokio::task::spawn_blocking(move || journal.next_due_kinds(KIND_PREFIX))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let until = next.map(|item| item.next_attempt_at.as_millis() - Time::now().as_millis()).unwrap_or(1000);
+        Duration::from_millis(u64::try_from(until.clamp(5, 1000)).unwrap_or(1000))
+    }
+
+    /// Keeps the last failure of a record set for status; wakes the status writer on a change.
+    fn note(&self, key: &RecordSetKey, error: Option<&ApplyError>) {
+        let changed = {
+            let mut shared = lock(&self.shared);
+            let resource = shared.plan.records.get(key).map(|r| r.resource.clone());
+            match (error, resource) {
+                (Some(e), Some(resource)) => {
+                    let failure =
+                        Failure { resource, reason: e.reason, message: e.message.clone(), conflict: e.conflict };
+                    shared.failures.insert(key.clone(), failure.clone()) != Some(failure)
+                }
+                _ => shared.failures.remove(key).is_some() || error.is_none(),
+            }
+        };
+        if changed {
+            self.reported.notify_one();
+        }
+    }
+
+    fn identity_for(&self, owner: &str) -> Result<Option<IdentityKey>, ApplyError> {
+        let config = lock(&self.shared).configs.get(super::resource_of(owner)).cloned();
+        // The resource was deleted meanwhile: its record sets are retained, nothing to do.
+        let Some(config) = config else { return Ok(None) };
+        identity_key(&config, &self.caches, self.settings.default_tenant.as_deref()).map(Some).map_err(|u| ApplyError {
+            reason: u.reason,
+            message: u.message,
+            retryable: false,
+            retry_after: None,
+            conflict: false,
+        })
+    }
+
+    /// Brings one record set to the journal's desired state.
+    #[tracing::instrument(skip(self), fields(record = %key))]
+    async fn apply(&self, key: &RecordSetKey) -> Result<(), ApplyError> {
+        let journal = self.journal.clone();
+        let k = key.clone();
+        let (desired, applied) = tokio::task::spawn_blocking(move || {
+            Ok::<_, routewarden_store::Error>((journal.desired_record(&k)?, journal.applied_record(&k)?))
+        })
+        .await
+        .map_err(|e| ApplyError {
+            reason: reason::APPLYING,
+            message: e.to_string(),
+            retryable: true,
+            retry_after: None,
+            conflict: false,
+        })??;
+        let zone = ZoneRef { id: key.zone.clone(), private: Zone::parse(&key.zone).is_ok_and(|z| z.private) };
+        let kind = super::record_kind(key.record_type);
+        match desired {
+            None => {
+                let Some(applied) = applied else { return Ok(()) };
+                let Some(id) = self.identity_for(&applied.owner)? else { return Ok(()) };
+                match self.azure.delete_record_set(&id, &zone, &key.name, kind, &applied.etag).await {
+                    Ok(()) => {}
+                    // Changed in Azure since we wrote it: no longer what we applied, so not ours
+                    // to delete. Forget it; it shows up as a foreign record set if wanted again.
+                    Err(e) if e.kind == Kind::PreconditionFailed => {
+                        tracing::warn!(error = %e, "record set changed outside routewarden; left in place");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                self.commit_applied(key, None, "dns.deleted", "deleted").await
+            }
+            Some(desired) => {
+                if is_applied(&desired, applied.as_ref()) {
+                    return Ok(());
+                }
+                let Some(id) = self.identity_for(&desired.owner)? else { return Ok(()) };
+                self.put(&id, &zone, key, &desired, applied).await
+            }
+        }
+    }
+
+    async fn put(
+        &self,
+        id: &IdentityKey,
+        zone: &ZoneRef,
+        key: &RecordSetKey,
+        desired: &DesiredRecordSet,
+        applied: Option<AppliedRecordSet>,
+    ) -> Result<(), ApplyError> {
+        let kind = super::record_kind(key.record_type);
+        let set = RecordSet {
+            ttl: desired.ttl,
+            targets: desired.targets.clone(),
+            metadata: ownership(&self.cluster_id, &desired.owner),
+        };
+        let mut precondition = match &applied {
+            Some(a) => Precondition::Matches(a.etag.clone()),
+            None => Precondition::Absent,
+        };
+        // One write, and at most one read and a second write when the journal's etag is stale.
+        for _ in 0..2 {
+            match self.azure.put_record_set(id, zone, &key.name, kind, &set, &precondition).await {
+                Ok(etag) => {
+                    let applied = applied_of(desired, etag);
+                    return self.commit_applied(key, Some(applied), "dns.applied", "applied").await;
+                }
+                Err(e) if e.kind == Kind::PreconditionFailed => {
+                    match self.azure.get_record_set(id, zone, &key.name, kind).await? {
+                        None => precondition = Precondition::Absent,
+                        Some(found) if owned_by_cluster(&found.set.metadata, &self.cluster_id) => {
+                            if found.set == set {
+                                let applied = applied_of(desired, found.etag);
+                                return self.commit_applied(key, Some(applied), "dns.adopted", "adopted").await;
+                            }
+                            precondition = Precondition::Matches(found.etag);
+                        }
+                        Some(found) => {
+                            let holder = found.set.metadata.get(metadata::OWNER).cloned();
+                            return Err(ApplyError {
+                                reason: reason::CONFLICTS,
+                                message: format!(
+                                    "{} record set {:?} in zone {} exists and is not owned by this cluster ({}); it was left untouched",
+                                    key.record_type,
+                                    key.name,
+                                    zone.id,
+                                    holder.map_or_else(
+                                        || "no routewarden-owner metadata".to_owned(),
+                                        |o| format!("owner {o}")
+                                    ),
+                                ),
+                                retryable: false,
+                                retry_after: None,
+                                conflict: true,
+                            });
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApplyError {
+            reason: reason::APPLYING,
+            message: format!("{} record set {:?} keeps changing in Azure; retrying", key.record_type, key.name),
+            retryable: true,
+            retry_after: None,
+            conflict: false,
+        })
+    }
+
+    async fn commit_applied(
+        &self,
+        key: &RecordSetKey,
+        applied: Option<AppliedRecordSet>,
+        action: &'static str,
+        what: &'static str,
+    ) -> Result<(), ApplyError> {
+        let journal = self.journal.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = Time::now();
+            journal.commit(|tx| {
+                match &applied {
+                    Some(a) => tx.put_applied_record(&key, a)?,
+                    None => {
+                        tx.delete_applied_record(&key)?;
+                    }
+                }
+                let detail = applied
+                    .as_ref()
+                    .map_or_else(String::new, |a| format!(" (ttl {}, targets {})", a.ttl, a.targets.join(",")));
+                tx.append_event(NewEvent::new(now, action, key.to_string(), format!("record set {what}{detail}")))?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| ApplyError {
+            reason: reason::APPLYING,
+            message: e.to_string(),
+            retryable: true,
+            retry_after: None,
+            conflict: false,
+        })?
+        .map_err(ApplyError::from)
+    }
+}
+
+fn applied_of(desired: &DesiredRecordSet, etag: String) -> AppliedRecordSet {
+    AppliedRecordSet {
+        etag,
+        owner: desired.owner.clone(),
+        ttl: desired.ttl,
+        targets: desired.targets.clone(),
+        applied_at: Time::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_clusters_metadata_makes_a_record_set_adoptable() {
+        let ours = ownership("c1", "c1/clusterexternaldns/demo");
+        assert!(owned_by_cluster(&ours, "c1"));
+        assert!(!owned_by_cluster(&ours, "c2"));
+        assert!(!owned_by_cluster(&BTreeMap::new(), "c1"));
+        let forged = BTreeMap::from([(metadata::CLUSTER.to_owned(), "c1".to_owned())]);
+        assert!(!owned_by_cluster(&forged, "c1"), "an owner id is needed too");
+    }
+
+    #[test]
+    fn throttling_is_retried_after_the_servers_delay_and_a_forbidden_zone_waits() {
+        let mut throttled = AzureError::new("put record set", Kind::Throttled, "slow down");
+        throttled.retry_after = Some(Duration::from_secs(30));
+        let e = ApplyError::from(throttled);
+        assert!(e.retryable && e.reason == reason::THROTTLED);
+        let backoff = crate::backoff::Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            wait_for_input: Duration::from_secs(60),
+        };
+        assert!(backoff.delay(e.retryable, e.retry_after, 1) >= Duration::from_secs(30));
+        let forbidden = ApplyError::from(AzureError::new("put record set", Kind::Forbidden, "no role"));
+        assert_eq!(
+            (forbidden.retryable, forbidden.reason, backoff.delay(forbidden.retryable, None, 3)),
+            (false, reason::ZONE_FORBIDDEN, Duration::from_secs(60))
+        );
+    }
+}
