@@ -565,14 +565,17 @@ async fn routewardens_own_crds_serve_seed_000_externaldns_objects() {
     assert!(table.contains("demo-cluster-dns"), "{table}");
     kubectl.ok(&["get", "edns", "-n", "app-a", "demo-ns-dns"]).await;
 
-    let zone =
-        |sub: &str| format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.Network/dnsZones/example.com");
+    let zone = |sub: &str| {
+        format!(
+            "/subscriptions/{sub}/resourceGroups/approuting-demo-rg/providers/Microsoft.Network/dnsZones/example.com"
+        )
+    };
     let two_subscriptions =
         data("seed000-externaldns.yaml").split("---").nth(1).unwrap().replace("demo-ns-dns", "mixed").replace(
-            &format!("  - {}\n", zone("00000000-0000-0000-0000-000000000001")),
+            &format!("  - {}\n", zone("00000000-0000-0000-0000-0000000000f1")),
             &format!(
                 "  - {}\n  - {}\n",
-                zone("00000000-0000-0000-0000-000000000001"),
+                zone("00000000-0000-0000-0000-0000000000f1"),
                 zone("00000000-0000-0000-0000-000000000002")
             ),
         );
