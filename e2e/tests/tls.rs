@@ -480,8 +480,9 @@ async fn throttling_and_server_errors_are_retried_until_every_listener_is_synced
         error_503: 0.2,
         ..Default::default()
     });
-    // A vault that takes 4 requests per 2 s: the daemon must pace itself by Retry-After.
-    faults.rate_limits.key_vault_all = routewarden_sandbox_azure::Bucket { limit: 4, period_seconds: 2.0 };
+    // A vault that takes one request per second: the daemon's first burst (challenge, metadata,
+    // download) is certainly throttled, and it must pace itself by Retry-After.
+    faults.rate_limits.key_vault_all = routewarden_sandbox_azure::Bucket { limit: 1, period_seconds: 1.0 };
     env.azure.admin().set_faults(faults);
     env.apply_yaml(NAMESPACES).await.unwrap();
     let uri = seed_certificate_uri();
@@ -506,5 +507,24 @@ async fn throttling_and_server_errors_are_retried_until_every_listener_is_synced
         .map(|op| calls.get("keyvault", op, 500) + calls.get("keyvault", op, 503))
         .sum();
     assert!(throttled + failed > 0, "the faults were exercised");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_secret_provider_class_crd_listeners_still_get_their_secrets() {
+    let mut env = Env::start(Options { daemon: false, ..Options::default() }).await.unwrap();
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(env.client.clone());
+    crds.delete("secretproviderclasses.secrets-store.csi.x-k8s.io", &Default::default()).await.unwrap();
+    wait_for("the CRD is gone", WAIT, || async {
+        crds.get_opt("secretproviderclasses.secrets-store.csi.x-k8s.io").await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap();
+    env.start_daemon().await.unwrap();
+    env.apply_yaml(NAMESPACES).await.unwrap();
+    env.apply_yaml(GATEWAYS).await.unwrap();
+    wait_for("a's Secret", WAIT, || secret_version(&env, "app-a", "kv-gw-cert-a-gateway-https")).await.unwrap();
+    wait_condition(&env, "app-a", "a-gateway", "https", "Synced").await;
     env.shutdown().await;
 }

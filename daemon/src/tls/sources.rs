@@ -13,6 +13,7 @@ use routewarden_planner::selector::Labels;
 use routewarden_planner::tls::{ServiceAccount as PlannedAccount, TlsGateway, TlsListener};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
 
 pub fn gateway_resource() -> ApiResource {
@@ -33,6 +34,8 @@ pub struct Caches {
     pub service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub spcs: Store<DynamicObject>,
+    /// Whether the SecretProviderClass API exists in this cluster.
+    pub spc_available: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -96,15 +99,53 @@ pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watc
         changed.clone(),
         stop.clone(),
     );
-    let writer = reflector::store::Writer::new(spc_resource());
+    let mut writer = reflector::store::Writer::new(spc_resource());
     let spcs = writer.as_reader();
-    spawn(
-        "secretproviderclasses",
-        reflector::reflector(writer, watcher(Api::<DynamicObject>::all_with(client, &spc_resource()), owned)),
-        changed,
-        stop,
-    );
-    Caches { gateways, service_accounts, secrets, spcs }
+    let spc_available = Arc::new(AtomicBool::new(false));
+    let available = spc_available.clone();
+    tokio::spawn(async move {
+        // The Secret is what the listener needs; the SecretProviderClass is there for parity with
+        // the AKS operator and for pods that mount it. A cluster without the Secrets Store CSI
+        // driver's CRD still gets its Secrets: the SecretProviderClass is skipped (the cache is
+        // marked listed and empty) until the CRD appears.
+        let mut stop2 = stop.clone();
+        let mut warned = false;
+        loop {
+            if spc_api_present(&client).await {
+                break;
+            }
+            if !warned {
+                tracing::warn!(
+                    "the SecretProviderClass CRD (secrets-store.csi.x-k8s.io/v1) is not installed; listeners get their Secrets without one"
+                );
+                writer.apply_watcher_event(&watcher::Event::Init);
+                writer.apply_watcher_event(&watcher::Event::InitDone);
+                changed.notify_one();
+                warned = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = stop2.changed() => return,
+            }
+        }
+        available.store(true, Ordering::Relaxed);
+        spawn(
+            "secretproviderclasses",
+            reflector::reflector(writer, watcher(Api::<DynamicObject>::all_with(client, &spc_resource()), owned)),
+            changed,
+            stop,
+        );
+    });
+    Caches { gateways, service_accounts, secrets, spcs, spc_available }
+}
+
+async fn spc_api_present(client: &kube::Client) -> bool {
+    match client.list_api_group_resources("secrets-store.csi.x-k8s.io/v1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == "secretproviderclasses"),
+        Err(kube::Error::Api(e)) if e.code == 404 => false,
+        // Unknown (the API server is unreachable): assume present, the watch will retry.
+        Err(_) => true,
+    }
 }
 
 fn spawn<K, S>(what: &'static str, stream: S, changed: Arc<Notify>, mut stop: tokio::sync::watch::Receiver<bool>)

@@ -426,6 +426,9 @@ impl Workers {
     }
 
     async fn ensure_spc(&self, key: &CertBindingKey, b: &Binding, owner: &serde_json::Value) -> Result<(), SyncError> {
+        if !self.kube.caches.spc_available.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let spec = routewarden_planner::tls::secret_provider_class_spec(b, self.settings.cloud_name.as_deref());
         let cached = self
             .kube
