@@ -1,4 +1,5 @@
-//! When to try a failed work item again, shared by every controller's workers: transient
+//! How every controller's workers take their next work item ([`claim_next`]) and when they try a
+//! failed one again ([`Backoff`]): transient
 //! failures back off exponentially with full jitter (never sooner than the server's Retry-After),
 //! so many items failing together do not retry in lockstep; failures that need their input to
 //! change wait a fixed interval, long enough not to hammer and short enough to notice a fix.
@@ -34,4 +35,37 @@ impl Backoff {
             .unwrap_or(self.max);
         backoff.max(retry_after.unwrap_or_default())
     }
+}
+
+/// The next due work item of one controller (`kind_prefix`, e.g. `tls.`), claimed with `lease`;
+/// when none is due, waits until one may be (the soonest due time, at most a second), until
+/// `wake` is notified or until `stop` changes, and returns `None`. Journal failures are logged
+/// and count as nothing due, so a worker never spins on them.
+pub async fn claim_next(
+    journal: &routewarden_store::Journal,
+    kind_prefix: &'static str,
+    lease: Duration,
+    wake: &tokio::sync::Notify,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<routewarden_store::Claimed> {
+    use routewarden_store::Time;
+    let j = journal.clone();
+    match tokio::task::spawn_blocking(move || j.claim_kinds(Time::now(), 1, lease, kind_prefix)).await {
+        Ok(Ok(mut items)) if !items.is_empty() => return items.pop(),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(kinds = kind_prefix, error = %e, "failed to claim work from the journal"),
+        Err(e) => tracing::error!(kinds = kind_prefix, error = %e, "claim task failed"),
+    }
+    let j = journal.clone();
+    let next =
+        tokio::task::spawn_blocking(move || j.next_due_kinds(kind_prefix)).await.ok().and_then(Result::ok).flatten();
+    let until = next.map(|item| item.next_attempt_at.as_millis() - Time::now().as_millis()).unwrap_or(1000);
+    // At least a few milliseconds, so an item another worker holds is not spun on.
+    let wait = Duration::from_millis(u64::try_from(until.clamp(5, 1000)).unwrap_or(1000));
+    tokio::select! {
+        _ = wake.notified() => {}
+        _ = tokio::time::sleep(wait) => {}
+        _ = stop.changed() => {}
+    }
+    None
 }

@@ -198,8 +198,13 @@ async fn seed_walkthrough_publishes_cluster_then_namespaced_records_and_a_restar
     let (ttl, ips, meta) = wait_for_a(&env, "c").await;
     assert_eq!((ttl, ips), (300, c_ips));
     assert!(meta["routewarden-owner"].as_str().unwrap().ends_with("/externaldns/app-a/demo-ns-dns"), "{meta}");
-    let status = ready_when(&env, "externaldnses", Some("app-a"), "demo-ns-dns", |s| ready_of(s).0 == "True").await;
+    // Status follows the journal: wait until it reports the applied record.
+    let status = ready_when(&env, "externaldnses", Some("app-a"), "demo-ns-dns", |s| {
+        ready_of(s).0 == "True" && s["recordsApplied"].as_u64().is_some_and(|n| n > 0)
+    })
+    .await;
     assert_eq!(status["recordsApplied"].as_u64(), Some(1), "b-gateway (app-b) and a-gateway (zone=a) are out of scope");
+    assert_eq!(status["recordsDesired"].as_u64(), Some(1));
     let sets = env.azure.admin().list_record_sets(seed000::ZONE).unwrap();
     assert_eq!(a_record(&sets, "a").map(|r| r.1), Some(a_ips), "records of the deleted resource are kept");
     assert_eq!(a_record(&sets, "b").map(|r| r.1), Some(b_ips));

@@ -111,27 +111,9 @@ impl Workers {
 
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let journal = self.journal.clone();
-            let claimed =
-                tokio::task::spawn_blocking(move || journal.claim_kinds(Time::now(), 1, LEASE, KIND_PREFIX)).await;
-            let item = match claimed {
-                Ok(Ok(mut items)) => items.pop(),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "failed to claim DNS work from the journal");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "claim task failed");
-                    None
-                }
-            };
-            let Some(claimed) = item else {
-                let wait = self.next_due_in().await;
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
-                }
+            let Some(claimed) =
+                crate::backoff::claim_next(&self.journal, KIND_PREFIX, LEASE, &self.wake, &mut stop).await
+            else {
                 continue;
             };
             let (item, lease) = (claimed.item, claimed.lease);
@@ -168,17 +150,6 @@ impl Workers {
                 Err(e) => tracing::error!(error = %e, "record task failed"),
             }
         }
-    }
-
-    async fn next_due_in(&self) -> Duration {
-        let journal = self.journal.clone();
-        let next = tokio::task::spawn_blocking(move || journal.next_due_kinds(KIND_PREFIX))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        let until = next.map(|item| item.next_attempt_at.as_millis() - Time::now().as_millis()).unwrap_or(1000);
-        Duration::from_millis(u64::try_from(until.clamp(5, 1000)).unwrap_or(1000))
     }
 
     /// Keeps the last failure of a record set for status; wakes the status writer on a change.

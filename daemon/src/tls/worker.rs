@@ -153,28 +153,9 @@ impl Workers {
 
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let journal = self.journal.clone();
-            let claimed =
-                tokio::task::spawn_blocking(move || journal.claim_kinds(Time::now(), 1, LEASE, super::KIND_PREFIX))
-                    .await;
-            let item = match claimed {
-                Ok(Ok(mut items)) => items.pop(),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "failed to claim work from the journal");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "claim task failed");
-                    None
-                }
-            };
-            let Some(claimed) = item else {
-                let wait = self.next_due_in().await;
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
-                }
+            let Some(claimed) =
+                crate::backoff::claim_next(&self.journal, super::KIND_PREFIX, LEASE, &self.wake, &mut stop).await
+            else {
                 continue;
             };
             let item = claimed.item;
@@ -209,18 +190,6 @@ impl Workers {
                 Err(e) => tracing::error!(error = %e, "record task failed"),
             }
         }
-    }
-
-    async fn next_due_in(&self) -> Duration {
-        let journal = self.journal.clone();
-        let next = tokio::task::spawn_blocking(move || journal.next_due_kinds(super::KIND_PREFIX))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        let until = next.map(|item| item.next_attempt_at.as_millis() - Time::now().as_millis()).unwrap_or(1000);
-        // At least a few milliseconds, so an item another worker holds is not spun on.
-        Duration::from_millis(u64::try_from(until.clamp(5, 1000)).unwrap_or(1000))
     }
 
     /// Brings one listener's objects to the plan.
