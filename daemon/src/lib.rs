@@ -18,3 +18,4 @@ pub mod dns;
 pub mod metrics;
 pub mod tls;
 pub mod view;
+pub mod watches;

@@ -252,3 +252,23 @@ async fn a_foreign_record_set_in_the_way_is_never_overwritten() {
     assert!(meta.get("routewarden-owner").is_none(), "{meta}");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_grpcroutes_still_gets_its_records() {
+    let mut env = Env::start(Options { daemon: false, ..Options::default() }).await.unwrap();
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(env.client.clone());
+    crds.delete("grpcroutes.gateway.networking.k8s.io", &Default::default()).await.unwrap();
+    wait_for("the CRD is gone", WAIT, || async {
+        crds.get_opt("grpcroutes.gateway.networking.k8s.io").await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap();
+    env.start_daemon().await.unwrap();
+    env.apply_yaml(NAMESPACES).await.unwrap();
+    env.apply_yaml(GATEWAYS).await.unwrap();
+    env.apply_yaml(&cluster_dns()).await.unwrap();
+    let (ttl, ips, _) = wait_for_a(&env, "a").await;
+    assert_eq!((ttl, ips), (300, gateway_addresses(&env, "app-a", "a-gateway").await));
+    env.shutdown().await;
+}

@@ -7,12 +7,11 @@
 use crate::crd::convert::{DnsConfig, SpecError};
 use crate::crd::v1alpha1::{ClusterExternalDns, ExternalDns};
 use crate::tls::sources::gateway_resource;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress as K8sIngress;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use routewarden_planner::dns::{
     Address, FromNamespaces, Gateway, Ingress, Listener, ParentRef, Route, RouteKind, Snapshot,
 };
@@ -148,23 +147,33 @@ pub struct DnsObject {
     pub config: Result<DnsConfig, SpecError>,
 }
 
-/// Starts the watches; `changed` is notified after every event.
+/// Starts the watches; `changed` is notified after every event. Kinds a cluster may not have
+/// (the Gateway API, routewarden's CRDs) are watched once they are served, so a cluster that
+/// publishes only Ingresses still gets its records.
 pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watch::Receiver<bool>) -> Caches {
+    use crate::watches::{spawn, spawn_when_served};
     let all = watcher::Config::default;
-    let writer = reflector::store::Writer::new(gateway_resource());
-    let gateways = writer.as_reader();
-    let api = Api::<DynamicObject>::all_with(client.clone(), &gateway_resource());
-    spawn("gateways", reflector::reflector(writer, watcher(api, all())), &changed, &stop);
-
-    let route_watch = |kind: RouteKind| {
-        let writer = reflector::store::Writer::new(route_resource(kind));
+    let optional = |what: &'static str, api_version: &'static str, resource: ApiResource| {
+        let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
-        let api = Api::<DynamicObject>::all_with(client.clone(), &route_resource(kind));
-        spawn(kind.kind(), reflector::reflector(writer, watcher(api, all())), &changed, &stop);
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        let plural: &'static str = what;
+        spawn_when_served(
+            what,
+            client.clone(),
+            api_version,
+            plural,
+            writer,
+            move |w| reflector::reflector(w, watcher(api, all())),
+            &changed,
+            &stop,
+            None,
+        );
         reader
     };
-    let http_routes = route_watch(RouteKind::Http);
-    let grpc_routes = route_watch(RouteKind::Grpc);
+    let gateways = optional("gateways", "gateway.networking.k8s.io/v1", gateway_resource());
+    let http_routes = optional("httproutes", "gateway.networking.k8s.io/v1", route_resource(RouteKind::Http));
+    let grpc_routes = optional("grpcroutes", "gateway.networking.k8s.io/v1", route_resource(RouteKind::Grpc));
 
     let (ingresses, writer) = reflector::store();
     spawn("ingresses", reflector::reflector(writer, watcher(Api::all(client.clone()), all())), &changed, &stop);
@@ -175,39 +184,32 @@ pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watc
     let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone());
     spawn("serviceaccounts", reflector::reflector(writer, watcher(api, all())), &changed, &stop);
     let (cluster_dns, writer) = reflector::store();
-    spawn(
+    let api = Api::all(client.clone());
+    spawn_when_served(
         "clusterexternaldnses",
-        reflector::reflector(writer, watcher(Api::all(client.clone()), all())),
+        client.clone(),
+        "approuting.kubernetes.azure.com/v1alpha1",
+        "clusterexternaldnses",
+        writer,
+        move |w| reflector::reflector(w, watcher(api, all())),
         &changed,
         &stop,
+        None,
     );
     let (namespaced_dns, writer) = reflector::store();
-    spawn("externaldnses", reflector::reflector(writer, watcher(Api::all(client), all())), &changed, &stop);
+    let api = Api::all(client.clone());
+    spawn_when_served(
+        "externaldnses",
+        client,
+        "approuting.kubernetes.azure.com/v1alpha1",
+        "externaldnses",
+        writer,
+        move |w| reflector::reflector(w, watcher(api, all())),
+        &changed,
+        &stop,
+        None,
+    );
     Caches { gateways, http_routes, grpc_routes, ingresses, namespaces, service_accounts, cluster_dns, namespaced_dns }
-}
-
-fn spawn<K, S>(what: &'static str, stream: S, changed: &Arc<Notify>, stop: &tokio::sync::watch::Receiver<bool>)
-where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    K: Send + 'static,
-{
-    let changed = changed.clone();
-    let mut stop = stop.clone();
-    tokio::spawn(async move {
-        // Watch errors back off and re-list; the caches keep serving their last state meanwhile.
-        let mut stream = std::pin::pin!(stream.default_backoff());
-        loop {
-            let event = tokio::select! {
-                event = stream.next() => event,
-                _ = stop.changed() => return,
-            };
-            match event {
-                Some(Ok(_)) => changed.notify_one(),
-                Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
-                None => return,
-            }
-        }
-    });
 }
 
 fn labels_of(m: Option<&std::collections::BTreeMap<String, String>>) -> Labels {

@@ -4,16 +4,15 @@
 //! annotations and labels, and never holds Secret data it did not just write.
 
 use super::labels;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use routewarden_planner::selector::Labels;
 use routewarden_planner::tls::{ServiceAccount as PlannedAccount, TlsGateway, TlsListener};
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use tokio::sync::Notify;
 
 pub fn gateway_resource() -> ApiResource {
@@ -69,106 +68,48 @@ impl Caches {
 
 /// Starts the four watches; `changed` is notified after every event.
 pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watch::Receiver<bool>) -> Caches {
+    use crate::watches::{spawn, spawn_when_served};
     let owned = watcher::Config::default().labels(labels::SELECTOR);
 
     let writer = reflector::store::Writer::new(gateway_resource());
     let gateways = writer.as_reader();
-    spawn(
+    let api = Api::<DynamicObject>::all_with(client.clone(), &gateway_resource());
+    spawn_when_served(
         "gateways",
-        reflector::reflector(
-            writer,
-            watcher(Api::<DynamicObject>::all_with(client.clone(), &gateway_resource()), watcher::Config::default()),
-        ),
-        changed.clone(),
-        stop.clone(),
+        client.clone(),
+        "gateway.networking.k8s.io/v1",
+        "gateways",
+        writer,
+        move |w| reflector::reflector(w, watcher(api, watcher::Config::default())),
+        &changed,
+        &stop,
+        None,
     );
     let (service_accounts, writer) = reflector::store();
-    spawn(
-        "serviceaccounts",
-        reflector::reflector(
-            writer,
-            watcher(Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()), watcher::Config::default()),
-        ),
-        changed.clone(),
-        stop.clone(),
-    );
+    let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone());
+    spawn("serviceaccounts", reflector::reflector(writer, watcher(api, watcher::Config::default())), &changed, &stop);
     let (secrets, writer) = reflector::store();
-    spawn(
-        "secrets",
-        reflector::reflector(writer, watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), owned.clone())),
-        changed.clone(),
-        stop.clone(),
-    );
-    let mut writer = reflector::store::Writer::new(spc_resource());
+    let api = Api::<PartialObjectMeta<Secret>>::all(client.clone());
+    spawn("secrets", reflector::reflector(writer, watcher(api, owned.clone())), &changed, &stop);
+    // The Secret is what the listener needs; the SecretProviderClass is there for parity with the
+    // AKS operator and for pods that mount it. A cluster without the Secrets Store CSI driver's
+    // CRD still gets its Secrets: SecretProviderClasses are skipped until the CRD appears.
+    let writer = reflector::store::Writer::new(spc_resource());
     let spcs = writer.as_reader();
     let spc_available = Arc::new(AtomicBool::new(false));
-    let available = spc_available.clone();
-    tokio::spawn(async move {
-        // The Secret is what the listener needs; the SecretProviderClass is there for parity with
-        // the AKS operator and for pods that mount it. A cluster without the Secrets Store CSI
-        // driver's CRD still gets its Secrets: the SecretProviderClass is skipped (the cache is
-        // marked listed and empty) until the CRD appears.
-        let mut stop2 = stop.clone();
-        let mut warned = false;
-        loop {
-            if spc_api_present(&client).await {
-                break;
-            }
-            if !warned {
-                tracing::warn!(
-                    "the SecretProviderClass CRD (secrets-store.csi.x-k8s.io/v1) is not installed; listeners get their Secrets without one"
-                );
-                writer.apply_watcher_event(&watcher::Event::Init);
-                writer.apply_watcher_event(&watcher::Event::InitDone);
-                changed.notify_one();
-                warned = true;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-                _ = stop2.changed() => return,
-            }
-        }
-        available.store(true, Ordering::Relaxed);
-        spawn(
-            "secretproviderclasses",
-            reflector::reflector(writer, watcher(Api::<DynamicObject>::all_with(client, &spc_resource()), owned)),
-            changed,
-            stop,
-        );
-    });
+    let api = Api::<DynamicObject>::all_with(client.clone(), &spc_resource());
+    spawn_when_served(
+        "secretproviderclasses",
+        client,
+        "secrets-store.csi.x-k8s.io/v1",
+        "secretproviderclasses",
+        writer,
+        move |w| reflector::reflector(w, watcher(api, owned)),
+        &changed,
+        &stop,
+        Some(spc_available.clone()),
+    );
     Caches { gateways, service_accounts, secrets, spcs, spc_available }
-}
-
-async fn spc_api_present(client: &kube::Client) -> bool {
-    match client.list_api_group_resources("secrets-store.csi.x-k8s.io/v1").await {
-        Ok(list) => list.resources.iter().any(|r| r.name == "secretproviderclasses"),
-        Err(kube::Error::Api(e)) if e.code == 404 => false,
-        // Unknown (the API server is unreachable): assume present, the watch will retry.
-        Err(_) => true,
-    }
-}
-
-fn spawn<K, S>(what: &'static str, stream: S, changed: Arc<Notify>, mut stop: tokio::sync::watch::Receiver<bool>)
-where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    K: Send + 'static,
-{
-    tokio::spawn(async move {
-        // Watch errors (a 410, a dropped connection, a forbidden list) back off and re-list; the
-        // caches keep serving their last state meanwhile.
-        let mut stream = std::pin::pin!(stream.default_backoff());
-        loop {
-            let event = tokio::select! {
-                event = stream.next() => event,
-                _ = stop.changed() => return,
-            };
-            match event {
-                Some(Ok(_)) => changed.notify_one(),
-                Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
-                None => return,
-            }
-        }
-    });
 }
 
 fn string_map(v: Option<&Value>) -> Labels {
