@@ -5,7 +5,7 @@
 //! routewarden sets on a user's Gateway, and never a write to an object routewarden does not own.
 
 use super::sources::{self, Caches, gateway_resource, spc_resource};
-use super::{CONDITION_TYPE, FIELD_MANAGER, labels};
+use super::{FIELD_MANAGER, labels};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
@@ -411,32 +411,4 @@ fn listener_index(gw: &DynamicObject, listener: &str) -> usize {
         .and_then(Value::as_array)
         .and_then(|ls| ls.iter().position(|l| l.get("name").and_then(Value::as_str) == Some(listener)))
         .unwrap_or(0)
-}
-
-/// routewarden's condition for a listener, with `lastTransitionTime` kept from `previous`
-/// unless the status flips.
-pub fn condition(
-    status: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    previous: Option<&Value>,
-) -> Value {
-    let status = if status { "True" } else { "False" };
-    let since = previous
-        .filter(|p| p.get("status").and_then(Value::as_str) == Some(status))
-        .and_then(|p| p.get("lastTransitionTime").cloned())
-        .unwrap_or_else(|| {
-            json!(jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string())
-        });
-    // Kubernetes caps condition messages at 32768 bytes.
-    let message: String = message.chars().take(2048).collect();
-    json!({
-        "type": CONDITION_TYPE,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation.unwrap_or(0),
-        "lastTransitionTime": since,
-    })
 }

@@ -15,10 +15,11 @@
 //! Events are published on transitions only: a listener that stays broken makes one Warning, not
 //! one per retry.
 
-use super::kubeio::condition;
 use super::sources::{listener_condition, status_listeners};
 use super::worker::Workers;
 use super::{CONDITION_TYPE, Outcome, lock};
+use crate::crd::conditions;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use routewarden_store::CertBindingKey;
 use serde_json::Value;
@@ -36,8 +37,11 @@ const RECHECK: Duration = Duration::from_secs(30);
 /// The (status, reason, version) a listener was last announced with.
 type Announced = (bool, String, Option<String>);
 
-/// The condition's reason and message for an outcome.
-pub fn describe(key: &CertBindingKey, o: &Outcome, secret: &str) -> (bool, String, String) {
+/// Condition messages are kept well under Kubernetes' 32,768-byte cap.
+const MAX_MESSAGE_CHARS: usize = 2048;
+
+/// The condition's status, reason and message for an outcome.
+pub fn describe(o: &Outcome, secret: &str) -> (bool, &'static str, String) {
     match o {
         Outcome::Ready { version, x5t, not_after, warnings, pinned, .. } => {
             let mut message = format!(
@@ -47,12 +51,9 @@ pub fn describe(key: &CertBindingKey, o: &Outcome, secret: &str) -> (bool, Strin
             for w in warnings {
                 message.push_str(&format!("; warning: {w}"));
             }
-            (true, "Synced".into(), message)
+            (true, "Synced", message)
         }
-        Outcome::Failed { reason, check, message, .. } => {
-            let _ = key;
-            (false, check.unwrap_or(reason.as_str()).to_owned(), message.clone())
-        }
+        Outcome::Failed { reason, check, message, .. } => (false, check.unwrap_or(reason.as_str()), message.clone()),
     }
 }
 
@@ -113,6 +114,7 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
         let published = status_listeners(&gw);
         let generation = gw.metadata.generation;
         let mut desired: BTreeMap<String, Value> = BTreeMap::new();
+        let mut changed = false;
         let mut live: BTreeMap<String, Value> = BTreeMap::new();
         for l in &published {
             if let Some(c) = listener_condition(&gw, l, CONDITION_TYPE) {
@@ -125,16 +127,29 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
         }
         for (key, outcome) in &listeners {
             let secret = names.get(*key).cloned().unwrap_or_default();
-            let (ok, reason, message) = describe(key, outcome, &secret);
+            let (ok, reason, message) = describe(outcome, &secret);
             let previous = live.get(&key.listener);
             if published.contains(&key.listener) {
-                desired.insert(key.listener.clone(), condition(ok, &reason, &message, generation, previous));
+                // The same rule as the DNS resources' conditions: lastTransitionTime moves only
+                // when the status flips.
+                let mut conditions: Vec<Condition> =
+                    previous.and_then(|c| serde_json::from_value(c.clone()).ok()).into_iter().collect();
+                let update = conditions::Update {
+                    type_: CONDITION_TYPE,
+                    status: if ok { conditions::status::TRUE } else { conditions::status::FALSE },
+                    reason,
+                    message: message.chars().take(MAX_MESSAGE_CHARS).collect(),
+                };
+                changed |= conditions::set(&mut conditions, &update, generation, jiff::Timestamp::now());
+                if let Some(c) = conditions.pop().and_then(|c| serde_json::to_value(c).ok()) {
+                    desired.insert(key.listener.clone(), c);
+                }
             }
             let version = match outcome {
                 Outcome::Ready { version, .. } => Some(version.clone()),
                 Outcome::Failed { .. } => None,
             };
-            let now: Announced = (ok, reason.clone(), version.clone());
+            let now: Announced = (ok, reason.to_owned(), version.clone());
             let before = announced.get(*key).cloned().or_else(|| {
                 // After a restart, the condition on the Gateway says what was announced last.
                 previous.map(|c| {
@@ -159,15 +174,10 @@ async fn pass(w: &Workers, announced: &mut HashMap<CertBindingKey, Announced>) {
                 announced.insert((*key).clone(), now);
             }
         }
-        let same = desired.len() == live.len()
-            && desired.iter().all(|(l, d)| live.get(l).is_some_and(|c| same_condition(c, d, generation)));
+        // Written when a condition changed or one of ours must go.
+        let same = !changed && desired.keys().eq(live.keys());
         if !same && let Err(e) = w.kube.apply_conditions(&namespace, &name, &desired).await {
             tracing::warn!(gateway = %format!("{namespace}/{name}"), error = %e, "failed to write listener conditions");
         }
     }
-}
-
-fn same_condition(live: &Value, desired: &Value, generation: Option<i64>) -> bool {
-    ["status", "reason", "message"].iter().all(|f| live.get(*f) == desired.get(*f))
-        && live.get("observedGeneration").and_then(Value::as_i64) == Some(generation.unwrap_or(0))
 }
