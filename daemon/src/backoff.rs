@@ -1,8 +1,8 @@
-//! How every controller's workers take their next work item ([`claim_next`]) and when they try a
-//! failed one again ([`Backoff`]): transient
-//! failures back off exponentially with full jitter (never sooner than the server's Retry-After),
-//! so many items failing together do not retry in lockstep; failures that need their input to
-//! change wait a fixed interval, long enough not to hammer and short enough to notice a fix.
+//! How every controller's workers run ([`spawn_workers`]), take their next work item
+//! ([`claim_next`]) and when they try a failed one again ([`Backoff`]): transient failures back
+//! off exponentially with full jitter (never sooner than the server's Retry-After), so many items
+//! failing together do not retry in lockstep; failures that need their input to change wait a
+//! fixed interval, long enough not to hammer and short enough to notice a fix.
 
 use std::time::Duration;
 
@@ -68,4 +68,17 @@ pub async fn claim_next(
         _ = stop.changed() => {}
     }
     None
+}
+
+/// Runs `n` copies of a worker loop (`run(stop)`), each until `stop` turns true.
+pub fn spawn_workers<F, Fut>(
+    n: usize,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    run: F,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Fn(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    (0..n).map(|_| tokio::spawn(run(stop.clone()))).collect()
 }

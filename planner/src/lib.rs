@@ -13,3 +13,10 @@ pub mod hostname;
 pub mod selector;
 pub mod tls;
 pub mod zone;
+
+/// The first `bytes` bytes of the SHA-256 of `text`, as lower-case hex: short, stable identities
+/// for names (hash-shortened object names) and for desired content (queue payloads).
+pub fn hex_digest(text: &str, bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+}

@@ -18,7 +18,6 @@
 use crate::selector::Labels;
 use routewarden_certs::{CertificateUri, parse_certificate_uri};
 use routewarden_store::CertBindingKey;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -135,8 +134,7 @@ pub fn shorten(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_owned();
     }
-    let digest = Sha256::digest(name.as_bytes());
-    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let hash = crate::hex_digest(name, 5);
     let keep = max.saturating_sub(hash.len() + 1);
     let prefix = name[..keep].trim_end_matches(['-', '.']);
     format!("{prefix}-{hash}")

@@ -18,7 +18,6 @@ use routewarden_planner::dns::{PlanConfig, PlannedRecord, plan};
 use routewarden_store::{
     AppliedRecordSet, DesiredRecordSet, Enqueued, ItemState, Journal, NewEvent, RecordSetKey, Time,
 };
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 /// The identity of a record set's desired content: what a write must produce.
 pub fn fingerprint(ttl: u32, targets: &[String], owner: &str) -> String {
     let text = format!("{ttl}|{}|{owner}", targets.join(","));
-    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    routewarden_planner::hex_digest(&text, 8)
 }
 
 /// Whether Azure already holds `desired` as far as the journal knows.

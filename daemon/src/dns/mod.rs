@@ -188,7 +188,7 @@ pub fn start(
         wake: Arc::new(tokio::sync::Notify::new()),
         reported: Arc::new(tokio::sync::Notify::new()),
     });
-    let mut tasks = workers.spawn(n, stop.clone());
+    let mut tasks = crate::backoff::spawn_workers(n, &stop, |stop| workers.clone().run(stop));
     tasks.push(tokio::spawn(controller::run(workers.clone(), changed, stop.clone())));
     tasks.push(tokio::spawn(status::run(workers, stop)));
     tasks

@@ -9,7 +9,6 @@ use super::{KIND_REMOVE, KIND_SYNC, Outcome, Reason, labels, lock};
 use kube::ResourceExt;
 use routewarden_planner::tls::{Binding, TlsPlan, plan};
 use routewarden_store::{CertBindingKey, Enqueued, ItemState, Time};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,13 +26,13 @@ pub fn fingerprint(b: &Binding, format: &str) -> String {
         "{}|{}|{:?}|{:?}|{}|{:?}|{format}",
         b.uri.vault_url, b.uri.name, b.uri.version, b.identity, b.object_name, b.hostname
     );
-    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    routewarden_planner::hex_digest(&text, 8)
 }
 
 /// One unit of queued work the loop decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
-    Sync { key: CertBindingKey, payload: String, force: bool },
+    Sync { key: CertBindingKey, payload: String },
     Remove { key: CertBindingKey, name: String },
 }
 
@@ -103,7 +102,7 @@ fn decide(w: &Workers, plan: &TlsPlan, enqueued: &mut HashMap<CertBindingKey, St
             if drifted {
                 tracing::info!(listener = %key, "listener's Secret or certificateRef changed outside routewarden; syncing again");
             }
-            work.push(Work::Sync { key: key.clone(), payload: payload.clone(), force: true });
+            work.push(Work::Sync { key: key.clone(), payload: payload.clone() });
             enqueued.insert(key.clone(), payload);
         }
     }
@@ -196,10 +195,11 @@ async fn queue(w: &Workers, work: Vec<Work>) {
         journal.commit(|tx| {
             for item in &work {
                 match item {
-                    Work::Sync { key, payload, force } => {
+                    // Queued because it differs or drifted: an unchanged payload whose item is
+                    // done (or parked) runs again.
+                    Work::Sync { key, payload } => {
                         let enqueued = tx.enqueue(KIND_SYNC, &key.to_string(), payload.as_bytes(), now)?;
                         if let Enqueued::Unchanged(id) = enqueued
-                            && *force
                             && tx.work_item(id)?.is_some_and(|i| matches!(i.state, ItemState::Done | ItemState::Parked))
                         {
                             tx.requeue(id, now)?;
@@ -230,7 +230,7 @@ pub async fn queue_rotation(w: &Workers, keys: &[CertBindingKey], version: &str)
             .filter_map(|key| {
                 let b = shared.plan.bindings.get(key)?;
                 let payload = format!("{} {version}", fingerprint(b, &format));
-                Some(Work::Sync { key: key.clone(), payload, force: true })
+                Some(Work::Sync { key: key.clone(), payload })
             })
             .collect()
     };

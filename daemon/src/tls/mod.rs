@@ -257,7 +257,7 @@ pub fn start(
         Arc::new(tokio::sync::Notify::new()),
         Arc::new(tokio::sync::Notify::new()),
     ));
-    let mut tasks = workers.spawn(n, stop.clone());
+    let mut tasks = crate::backoff::spawn_workers(n, &stop, |stop| workers.clone().run(stop));
     tasks.push(tokio::spawn(controller::run(workers.clone(), changed, stop.clone())));
     tasks.push(tokio::spawn(poller::run(workers.clone(), stop.clone())));
     tasks.push(tokio::spawn(status::run(workers, stop)));

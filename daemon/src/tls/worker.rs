@@ -140,18 +140,8 @@ impl Workers {
         }
     }
 
-    /// Runs `n` workers until `stop` turns true.
-    pub fn spawn(self: &Arc<Self>, n: usize, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..n)
-            .map(|_| {
-                let me = self.clone();
-                let stop = stop.clone();
-                tokio::spawn(async move { me.run(stop).await })
-            })
-            .collect()
-    }
-
-    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// One worker: claims and carries out this controller's items until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
             let Some(claimed) =
                 crate::backoff::claim_next(&self.journal, super::KIND_PREFIX, LEASE, &self.wake, &mut stop).await
