@@ -4,7 +4,7 @@
 
 use crate::admin;
 use crate::cli::{LogFormat, RunArgs};
-use routewarden_store::{ItemState, Time};
+use routewarden_store::Time;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -165,17 +165,7 @@ pub async fn run_reporting(
                     let metrics = metrics.clone();
                     let journal = journal.clone();
                     async move {
-                        if let Ok(summary) =
-                            tokio::task::spawn_blocking(move || journal.summary()).await.map_err(|_| ())
-                            && let Ok(summary) = summary
-                        {
-                            let depth: u64 = summary
-                                .queue
-                                .values()
-                                .flat_map(|states| states.iter())
-                                .filter(|(s, _)| matches!(s, ItemState::Pending | ItemState::InFlight))
-                                .map(|(_, n)| *n)
-                                .sum();
+                        if let Ok(depth) = tokio::task::spawn_blocking(move || journal.queue_depth()).await {
                             metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
                         }
                         (

@@ -704,6 +704,12 @@ impl Journal {
         Ok(self.scan(QUEUE_ITEMS, b"", |_| Ok(()))?.into_iter().map(|((), v)| v).collect())
     }
 
+    /// How many items are pending or in flight: the size of the due index, without reading the
+    /// items themselves (cheap enough for every metrics scrape, unlike [`Journal::summary`]).
+    pub fn queue_depth(&self) -> u64 {
+        self.inner.trees[QUEUE_DUE].len() as u64
+    }
+
     /// The pending or in-flight item due soonest.
     pub fn next_due(&self) -> Result<Option<WorkItem>> {
         self.next_due_kinds("")

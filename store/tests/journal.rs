@@ -26,6 +26,31 @@ fn each_controller_claims_only_its_own_kinds_from_the_one_queue() {
 }
 
 #[test]
+fn queue_depth_counts_pending_and_in_flight_items_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path());
+    enqueue(&j, "a", "1", t(100));
+    enqueue(&j, "b", "1", t(100));
+    enqueue(&j, "c", "1", t(100));
+    assert_eq!(j.queue_depth(), 3);
+    let claimed = j.claim(t(200), 2, LEASE).unwrap();
+    assert_eq!(j.queue_depth(), 3, "in flight still counts");
+    j.commit(|tx| tx.complete(claimed[0].lease, t(300))).unwrap();
+    j.commit(|tx| tx.park(claimed[1].lease, "broken", t(300))).unwrap();
+    assert_eq!(j.queue_depth(), 1, "done and parked items do not");
+    let pending = j
+        .summary()
+        .unwrap()
+        .queue
+        .values()
+        .flat_map(|s| s.iter())
+        .filter(|(s, _)| matches!(s, ItemState::Pending | ItemState::InFlight))
+        .map(|(_, n)| *n)
+        .sum::<u64>();
+    assert_eq!(j.queue_depth(), pending, "the same count the summary gives");
+}
+
+#[test]
 fn claims_due_items_in_due_order_and_not_before_they_are_due() {
     let dir = tempfile::tempdir().unwrap();
     let j = open(dir.path());
