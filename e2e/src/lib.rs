@@ -6,11 +6,10 @@
 use anyhow::{Context, bail};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::{ApiResource, Discovery};
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
 use routewarden_sandbox::kube::{KubeServer, KubeServerOptions};
 use routewarden_sandbox_azure::{AzureSandbox, AzureSandboxConfig, Scenario};
-use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,27 +164,10 @@ impl Env {
     }
 
     /// Server-side applies every document of a multi-document YAML text (like `kubectl apply
-    /// --server-side`), in order; `namespace` fills in namespaced objects without one.
+    /// --server-side`), in order.
     pub async fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
-        let discovery = Discovery::new(self.client.clone()).run().await?;
-        for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
-            let value: Value = serde::Deserialize::deserialize(doc)?;
-            if value.is_null() {
-                continue;
-            }
-            let obj: DynamicObject = serde_json::from_value(value.clone())?;
-            let types = obj.types.clone().context("apiVersion and kind")?;
-            let gvk = kube::api::GroupVersionKind::try_from(&types)?;
-            let (ar, caps) = discovery.resolve_gvk(&gvk).with_context(|| format!("unknown kind {gvk:?}"))?;
-            let name = obj.metadata.name.clone().context("metadata.name")?;
-            let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
-                let ns = obj.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-                Api::namespaced_with(self.client.clone(), &ns, &ar)
-            } else {
-                Api::all_with(self.client.clone(), &ar)
-            };
-            api.patch(&name, &PatchParams::apply("e2e").force(), &Patch::Apply(&value)).await?;
-        }
+        let objects = routewarden_sandbox::demo::yaml_objects(yaml)?;
+        routewarden_sandbox::demo::apply_objects(&self.client, &objects, "e2e").await?;
         Ok(())
     }
 

@@ -36,18 +36,21 @@ pub const ANNOTATION_NOT_AFTER: &str = routewarden::tls::labels::NOT_AFTER;
 /// Secret annotation: the certificate's x5t thumbprint.
 pub const ANNOTATION_X5T: &str = routewarden::tls::labels::X5T;
 
-/// The walkthrough's objects, namespaces first (the order in which they must be created).
-pub fn walkthrough_objects() -> anyhow::Result<Vec<Value>> {
+/// The objects of a multi-document YAML text, in order (empty documents skipped).
+pub fn yaml_objects(text: &str) -> anyhow::Result<Vec<Value>> {
     let mut objects = Vec::new();
-    for text in [NAMESPACES_YAML, GATEWAYS_YAML] {
-        for document in serde_yaml_ng::Deserializer::from_str(text) {
-            let value: Value = serde::Deserialize::deserialize(document).context("walkthrough manifest")?;
-            if value.is_object() {
-                objects.push(value);
-            }
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value: Value = serde::Deserialize::deserialize(document).context("manifest")?;
+        if value.is_object() {
+            objects.push(value);
         }
     }
     Ok(objects)
+}
+
+/// The walkthrough's objects, namespaces first (the order in which they must be created).
+pub fn walkthrough_objects() -> anyhow::Result<Vec<Value>> {
+    Ok([yaml_objects(NAMESPACES_YAML)?, yaml_objects(GATEWAYS_YAML)?].concat())
 }
 
 /// One Gateway listener that asks for a Key Vault certificate.
@@ -91,24 +94,35 @@ pub fn tls_listeners() -> anyhow::Result<Vec<TlsListener>> {
 /// Server-side applies every walkthrough object (forced, so re-running the demo over a changed
 /// sandbox converges) and returns them as `kind namespace/name`. Applying again changes nothing.
 pub async fn apply_walkthrough(client: &kube::Client) -> anyhow::Result<Vec<String>> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    apply_objects(client, &walkthrough_objects()?, FIELD_MANAGER).await
+}
+
+/// Server-side applies `objects` in order as `field_manager` (forced), like `kubectl apply
+/// --server-side --force-conflicts`; namespaced objects without a namespace go to `default`.
+/// Returns them as `kind namespace/name`.
+pub async fn apply_objects(
+    client: &kube::Client,
+    objects: &[Value],
+    field_manager: &str,
+) -> anyhow::Result<Vec<String>> {
+    let params = PatchParams::apply(field_manager).force();
     let mut applied = Vec::new();
-    for obj in walkthrough_objects()? {
-        let api_version = str_at(&obj, "/apiVersion").unwrap_or_default();
-        let kind = str_at(&obj, "/kind").unwrap_or_default();
-        let name = str_at(&obj, "/metadata/name").unwrap_or_default();
+    for obj in objects {
+        let api_version = str_at(obj, "/apiVersion").unwrap_or_default();
+        let kind = str_at(obj, "/kind").unwrap_or_default();
+        let name = str_at(obj, "/metadata/name").unwrap_or_default();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let (resource, caps) = kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind))
             .await
             .with_context(|| format!("the API server does not serve {api_version} {kind}"))?;
         let (api, shown): (Api<DynamicObject>, String) = match caps.scope {
             Scope::Namespaced => {
-                let ns = str_at(&obj, "/metadata/namespace").unwrap_or("default");
+                let ns = str_at(obj, "/metadata/namespace").unwrap_or("default");
                 (Api::namespaced_with(client.clone(), ns, &resource), format!("{kind} {ns}/{name}"))
             }
             Scope::Cluster => (Api::all_with(client.clone(), &resource), format!("{kind} {name}")),
         };
-        api.patch(name, &params, &Patch::Apply(&obj)).await.with_context(|| format!("failed to apply {shown}"))?;
+        api.patch(name, &params, &Patch::Apply(obj)).await.with_context(|| format!("failed to apply {shown}"))?;
         applied.push(shown);
     }
     Ok(applied)
