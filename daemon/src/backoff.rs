@@ -48,9 +48,36 @@ pub async fn claim_next(
     wake: &tokio::sync::Notify,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<routewarden_store::Claimed> {
+    claim(journal, kind_prefix, lease, wake, stop, std::sync::Arc::new(|_| true), false).await
+}
+
+/// Which due items a worker takes now (others stay due for later).
+pub type Wanted = std::sync::Arc<dyn Fn(&routewarden_store::WorkItem) -> bool + Send + Sync>;
+
+/// [`claim_next`], passing by due items `wanted` refuses.
+pub async fn claim_next_where(
+    journal: &routewarden_store::Journal,
+    kind_prefix: &'static str,
+    lease: Duration,
+    wake: &tokio::sync::Notify,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    wanted: Wanted,
+) -> Option<routewarden_store::Claimed> {
+    claim(journal, kind_prefix, lease, wake, stop, wanted, true).await
+}
+
+async fn claim(
+    journal: &routewarden_store::Journal,
+    kind_prefix: &'static str,
+    lease: Duration,
+    wake: &tokio::sync::Notify,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    wanted: Wanted,
+    filtered: bool,
+) -> Option<routewarden_store::Claimed> {
     use routewarden_store::Time;
     let j = journal.clone();
-    match tokio::task::spawn_blocking(move || j.claim_kinds(Time::now(), 1, lease, kind_prefix)).await {
+    match tokio::task::spawn_blocking(move || j.claim_where(Time::now(), 1, lease, kind_prefix, |i| wanted(i))).await {
         Ok(Ok(mut items)) if !items.is_empty() => return items.pop(),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(kinds = kind_prefix, error = %e, "failed to claim work from the journal"),
@@ -60,8 +87,11 @@ pub async fn claim_next(
     let next =
         tokio::task::spawn_blocking(move || j.next_due_kinds(kind_prefix)).await.ok().and_then(Result::ok).flatten();
     let until = next.map(|item| item.next_attempt_at.as_millis() - Time::now().as_millis()).unwrap_or(1000);
-    // At least a few milliseconds, so an item another worker holds is not spun on.
-    let wait = Duration::from_millis(u64::try_from(until.clamp(5, 1000)).unwrap_or(1000));
+    // At least a few milliseconds, so an item another worker holds is not spun on; longer when
+    // due items were passed by on purpose (a zone waiting for its rate limit), so they are not
+    // rescanned in a tight loop.
+    let floor = if filtered { 100 } else { 5 };
+    let wait = Duration::from_millis(u64::try_from(until.clamp(floor, 1000)).unwrap_or(1000));
     tokio::select! {
         _ = wake.notified() => {}
         _ = tokio::time::sleep(wait) => {}

@@ -110,15 +110,46 @@ pub fn tls_settings(args: &crate::cli::TlsArgs, azure: &AzureSettings) -> crate:
 
 /// The DNS controller's settings. It shares the managed GatewayClasses and the worker count with
 /// the TLS controller.
-pub fn dns_settings(args: &crate::cli::TlsArgs, azure: &AzureSettings) -> crate::dns::DnsSettings {
+pub fn dns_settings(
+    tls: &crate::cli::TlsArgs,
+    dns: &crate::cli::DnsArgs,
+    azure: &AzureSettings,
+) -> crate::dns::DnsSettings {
+    let crate::cli::DnsArgs {
+        dns_policy,
+        dns_verify_interval,
+        dns_adopt_txt_owner_id,
+        arm_read_limit,
+        arm_write_limit,
+        arm_delete_limit,
+        public_zone_write_limit,
+        public_zone_list_limit,
+        private_zone_write_limit,
+        private_zone_list_limit,
+    } = dns.clone();
     crate::dns::DnsSettings {
-        gateway_classes: args.gateway_classes.clone(),
+        gateway_classes: tls.gateway_classes.clone(),
         default_tenant: azure.default_tenant.clone(),
-        workers: usize::from(args.workers),
+        workers: usize::from(tls.workers),
         backoff: crate::backoff::Backoff {
             min: Duration::from_secs(1),
             max: Duration::from_secs(300),
             wait_for_input: Duration::from_secs(60),
+        },
+        policy: match dns_policy {
+            crate::cli::DnsPolicyArg::Sync => crate::dns::Policy::Sync,
+            crate::cli::DnsPolicyArg::UpsertOnly => crate::dns::Policy::UpsertOnly,
+        },
+        verify_interval: dns_verify_interval,
+        adopt_txt_owner: dns_adopt_txt_owner_id.filter(|o| !o.is_empty()),
+        limits: crate::dns::limits::RateLimits {
+            arm_reads: arm_read_limit,
+            arm_writes: arm_write_limit,
+            arm_deletes: arm_delete_limit,
+            public_zone_writes: public_zone_write_limit,
+            public_zone_lists: public_zone_list_limit,
+            private_zone_writes: private_zone_write_limit,
+            private_zone_lists: private_zone_list_limit,
         },
     }
 }

@@ -97,7 +97,7 @@ pub async fn run_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<tokio::sync::oneshot::Sender<Ready>>,
 ) -> Result<(), DaemonError> {
-    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, kube, tls, azure } = args;
+    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, kube, tls, dns, azure } = args;
     let azure = crate::config::AzureSettings::from_args(&azure)?;
     let kube_client = match &kube.kubeconfig {
         _ if kube.no_kubernetes => None,
@@ -151,8 +151,15 @@ pub async fn run_reporting(
             tasks_stopped.clone(),
         );
         tracing::info!(classes = ?tls.gateway_classes, poll_interval = ?tls.certificate_poll_interval, workers = tls.workers, "TLS controller started");
-        let settings = crate::config::dns_settings(&tls, &azure);
-        tasks.extend(crate::dns::start(client, journal.clone(), azure_client, settings, tasks_stopped));
+        let settings = crate::config::dns_settings(&tls, &dns, &azure);
+        tasks.extend(crate::dns::start(
+            client,
+            journal.clone(),
+            azure_client,
+            settings,
+            metrics.clone(),
+            tasks_stopped,
+        ));
         tracing::info!("DNS controller started");
     }
     let extra = {

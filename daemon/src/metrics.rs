@@ -47,6 +47,22 @@ pub struct RequestLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabels {
+    /// The zone's DNS name.
+    pub zone: String,
+    /// `public` or `private`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneStateLabels {
+    pub zone: String,
+    pub kind: String,
+    /// `desired`, `applied`, `stale`, `foreign_blocking`, `conflicting`.
+    pub state: String,
+}
+
 /// Every metric routewarden exports.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +76,15 @@ pub struct Metrics {
     pub certificate_rotations: Counter,
     pub keyvault_requests: Family<RequestLabels, Counter>,
     pub queue_depth: Gauge,
+    pub dns_records: Family<ZoneStateLabels, Gauge>,
+    pub dns_zone_record_sets: Family<ZoneLabels, Gauge>,
+    pub dns_zone_record_set_limit: Family<ZoneLabels, Gauge>,
+    pub dns_zone_accessible: Family<ZoneLabels, Gauge>,
+    pub dns_zone_last_verified: Family<ZoneLabels, Gauge>,
+    pub dns_requests: Family<RequestLabels, Counter>,
+    pub dns_sync_errors: Family<ReasonLabels, Counter>,
+    pub dns_rate_limit_deferrals: Family<ZoneLabels, Counter>,
+    pub dns_drift_repaired: Counter,
     info_index: Mutex<HashMap<CertBindingKey, CertificateInfoLabels>>,
 }
 
@@ -87,6 +112,15 @@ impl Metrics {
             certificate_rotations: Counter::default(),
             keyvault_requests: Family::default(),
             queue_depth: Gauge::default(),
+            dns_records: Family::default(),
+            dns_zone_record_sets: Family::default(),
+            dns_zone_record_set_limit: Family::default(),
+            dns_zone_accessible: Family::default(),
+            dns_zone_last_verified: Family::default(),
+            dns_requests: Family::default(),
+            dns_sync_errors: Family::default(),
+            dns_rate_limit_deferrals: Family::default(),
+            dns_drift_repaired: Counter::default(),
             info_index: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -132,6 +166,47 @@ impl Metrics {
             m.keyvault_requests.clone(),
         );
         registry.register("queue_depth", "Work items pending or in flight", m.queue_depth.clone());
+        registry.register(
+            "dns_records",
+            "Record sets by zone and state: desired, applied, stale (owned, no live source), foreign_blocking (a record set routewarden does not own holds a desired name), conflicting (claimed first by another DNS resource)",
+            m.dns_records.clone(),
+        );
+        registry.register(
+            "dns_zone_record_sets",
+            "Record sets of all owners in the zone at its last verification",
+            m.dns_zone_record_sets.clone(),
+        );
+        registry.register(
+            "dns_zone_record_set_limit",
+            "Azure's record-set limit for the zone (10,000 public, 25,000 private)",
+            m.dns_zone_record_set_limit.clone(),
+        );
+        registry.register(
+            "dns_zone_accessible",
+            "1 when the zone's last verification could list it, 0 when Azure refused",
+            m.dns_zone_accessible.clone(),
+        );
+        registry.register(
+            "dns_zone_last_verified_timestamp_seconds",
+            "When the zone was last listed and compared with the journal",
+            m.dns_zone_last_verified.clone(),
+        );
+        registry.register(
+            "dns_requests",
+            "Azure DNS requests by operation (put, delete, get, list) and outcome",
+            m.dns_requests.clone(),
+        );
+        registry.register("dns_sync_errors", "Failed record-set writes by reason", m.dns_sync_errors.clone());
+        registry.register(
+            "dns_rate_limit_deferrals",
+            "Record-set writes postponed because the zone's client-side token bucket was spent",
+            m.dns_rate_limit_deferrals.clone(),
+        );
+        registry.register(
+            "dns_drift_repaired",
+            "Owned record sets found changed or missing in Azure and queued for repair",
+            m.dns_drift_repaired.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -145,6 +220,12 @@ impl Metrics {
 
     pub fn keyvault_request(&self, operation: &str, outcome: &str) {
         self.keyvault_requests
+            .get_or_create(&RequestLabels { operation: operation.to_owned(), outcome: outcome.to_owned() })
+            .inc();
+    }
+
+    pub fn dns_request(&self, operation: &str, outcome: &str) {
+        self.dns_requests
             .get_or_create(&RequestLabels { operation: operation.to_owned(), outcome: outcome.to_owned() })
             .inc();
     }

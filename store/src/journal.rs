@@ -469,6 +469,17 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The work could not start yet (a rate limit's bucket is empty): try again at `at` without
+    /// counting an attempt, so waiting for capacity never parks an item.
+    pub fn defer(&self, lease: Lease, at: Time, now: Time) -> TxResult<()> {
+        let mut item = self.leased(lease)?;
+        item.updated_at = now;
+        let due = if item.rerun { now } else { at };
+        item.rerun = false;
+        self.schedule(&mut item, ItemState::Pending, due)?;
+        self.store_item(&item)
+    }
+
     /// Makes a parked (or done) item due now with a fresh attempt count.
     pub fn requeue(&self, id: u64, now: Time) -> TxResult<()> {
         let mut item = self.work_item(id)?.ok_or_else(|| TxError::abort(Error::ItemNotFound { id }))?;
@@ -598,6 +609,19 @@ impl Journal {
     /// [`Journal::claim`], for items whose kind starts with `kind_prefix` only: each controller's
     /// workers drain their own kinds (`tls.`, `dns.`) from the one queue.
     pub fn claim_kinds(&self, now: Time, max: usize, lease_for: Duration, kind_prefix: &str) -> Result<Vec<Claimed>> {
+        self.claim_where(now, max, lease_for, kind_prefix, |_| true)
+    }
+
+    /// [`Journal::claim_kinds`], skipping due items `wanted` refuses: e.g. the DNS workers pass by
+    /// the items of a zone whose rate limit is spent and take the next zone's instead.
+    pub fn claim_where(
+        &self,
+        now: Time,
+        max: usize,
+        lease_for: Duration,
+        kind_prefix: &str,
+        wanted: impl Fn(&WorkItem) -> bool,
+    ) -> Result<Vec<Claimed>> {
         let mut upper = now.key_bytes().to_vec();
         upper.extend_from_slice(&u64::MAX.to_be_bytes());
         let mut ids: Vec<u64> = Vec::new();
@@ -606,7 +630,7 @@ impl Journal {
                 break;
             }
             let Some(id) = id_from_due(&key?) else { continue };
-            if kind_prefix.is_empty() || self.work_item(id)?.is_some_and(|i| i.kind.starts_with(kind_prefix)) {
+            if self.work_item(id)?.is_some_and(|i| i.kind.starts_with(kind_prefix) && wanted(&i)) {
                 ids.push(id);
             }
         }

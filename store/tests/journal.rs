@@ -105,6 +105,32 @@ fn retry_honours_the_callers_time_and_parks_after_max_attempts() {
 }
 
 #[test]
+fn a_deferred_item_waits_without_using_up_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open_with(dir.path(), Options { max_attempts: 2, ..Options::default() });
+    enqueue(&j, "a", "1", t(0));
+    for round in 0..5 {
+        let now = round * 1000;
+        let c = j.claim(t(now), 1, LEASE).unwrap().remove(0);
+        j.commit(|tx| tx.defer(c.lease, t(now + 1000), t(now))).unwrap();
+        assert!(j.claim(t(now + 999), 1, LEASE).unwrap().is_empty(), "round {round}: not before the deferred time");
+    }
+    let item = j.work_items().unwrap().remove(0);
+    assert_eq!((item.state, item.attempts), (ItemState::Pending, 0), "deferring five times parks nothing");
+}
+
+#[test]
+fn claims_pass_over_items_the_caller_does_not_want_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path());
+    enqueue(&j, "zone-1/a", "1", t(100));
+    enqueue(&j, "zone-2/b", "1", t(200));
+    let claimed = j.claim_where(t(300), 1, LEASE, "dns.", |i| !i.key.starts_with("zone-1/")).unwrap();
+    assert_eq!(claimed.into_iter().map(|c| c.item.key).collect::<Vec<_>>(), vec!["zone-2/b"]);
+    assert_eq!(j.claim(t(300), 10, LEASE).unwrap().remove(0).item.key, "zone-1/a", "the skipped item stays due");
+}
+
+#[test]
 fn enqueue_is_idempotent_per_key_and_the_newest_payload_wins() {
     let dir = tempfile::tempdir().unwrap();
     let j = open(dir.path());

@@ -79,6 +79,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
+    pub dns: DnsArgs,
+    #[command(flatten)]
     pub azure: AzureArgs,
 }
 
@@ -127,6 +129,52 @@ pub struct TlsArgs {
     /// Concurrent certificate syncs.
     #[arg(long, value_name = "N", env = "ROUTEWARDEN_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+}
+
+/// How DNS records are published, verified and paced.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "DNS")]
+pub struct DnsArgs {
+    /// sync: a record whose Gateway, route or Ingress is gone is deleted (after the resource's
+    /// hold-down when the source still exists); upsert-only: it is kept and reported as stale.
+    #[arg(long, value_enum, env = "ROUTEWARDEN_DNS_POLICY", default_value_t = DnsPolicyArg::Sync)]
+    pub dns_policy: DnsPolicyArg,
+    /// How often each zone is listed once to repair drift in owned record sets and report stale
+    /// and foreign ones (at least 10s).
+    #[arg(long, value_name = "DURATION", env = "ROUTEWARDEN_DNS_VERIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub dns_verify_interval: std::time::Duration,
+    /// Adopt record sets that external-dns created with this TXT-registry owner id (the AKS
+    /// operator's is the cluster's UID): routewarden takes them over instead of reporting a
+    /// conflict, and deletes their ownership TXT record.
+    #[arg(long, value_name = "OWNER_ID", env = "ROUTEWARDEN_DNS_ADOPT_TXT_OWNER_ID")]
+    pub dns_adopt_txt_owner_id: Option<String>,
+    /// ARM reads (record-set gets and list pages) per subscription and principal, BURST/PERIOD.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_ARM_READ_LIMIT", default_value = "250/10s")]
+    pub arm_read_limit: crate::dns::limits::Rate,
+    /// ARM writes (record-set PUTs) per subscription and principal.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_ARM_WRITE_LIMIT", default_value = "200/20s")]
+    pub arm_write_limit: crate::dns::limits::Rate,
+    /// ARM deletes per subscription and principal.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_ARM_DELETE_LIMIT", default_value = "200/20s")]
+    pub arm_delete_limit: crate::dns::limits::Rate,
+    /// Record-set creates, updates and deletes per public zone.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_PUBLIC_ZONE_WRITE_LIMIT", default_value = "200/1m")]
+    pub public_zone_write_limit: crate::dns::limits::Rate,
+    /// Record-set list pages per public zone.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_PUBLIC_ZONE_LIST_LIMIT", default_value = "60/1m")]
+    pub public_zone_list_limit: crate::dns::limits::Rate,
+    /// Record-set creates, updates and deletes per private zone.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_PRIVATE_ZONE_WRITE_LIMIT", default_value = "60/1m")]
+    pub private_zone_write_limit: crate::dns::limits::Rate,
+    /// Record-set list pages per private zone.
+    #[arg(long, value_name = "RATE", env = "ROUTEWARDEN_PRIVATE_ZONE_LIST_LIMIT", default_value = "100/1m")]
+    pub private_zone_list_limit: crate::dns::limits::Rate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DnsPolicyArg {
+    Sync,
+    UpsertOnly,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -45,6 +45,8 @@ pub mod reason {
     pub const ZONE_NOT_FOUND: &str = "ZoneNotFound";
     /// ZonesAccessible=False / Degraded=True: Azure keeps throttling this resource's zones.
     pub const THROTTLED: &str = "Throttled";
+    /// ZonesAccessible=False: Azure failed the list (5xx, timeout); tried again next interval.
+    pub const ZONE_UNAVAILABLE: &str = "ZoneUnavailable";
     /// ZonesAccessible=False: no token for the identity (ServiceAccount missing, exchange refused).
     pub const IDENTITY_UNAVAILABLE: &str = "IdentityUnavailable";
     /// Degraded=False.
@@ -146,6 +148,7 @@ mod tests {
             ALL_ZONES_ACCESSIBLE,
             ZONE_FORBIDDEN,
             ZONE_NOT_FOUND,
+            ZONE_UNAVAILABLE,
             THROTTLED,
             IDENTITY_UNAVAILABLE,
             HEALTHY,

@@ -7,13 +7,15 @@
 //! | journal desired | in the plan | owner resource | decision |
 //! |---|---|---|---|
 //! | any | yes | — | desired := plan; queue an apply unless applied already matches |
-//! | yes | no | live and valid | delete desired; queue the delete (held down while all sources still exist) |
+//! | yes | no | live and valid, policy `sync` | delete desired; queue the delete (held down while all sources still exist) |
+//! | yes | no | live and valid, policy `upsert-only` | delete desired, forget queued work; the record set stays (stale) |
 //! | yes | no | invalid spec | untouched: a typo must not delete records |
+//! | yes | no | being deleted with `deletionPolicy: Delete` | delete desired; queue the delete now |
 //! | yes | no | gone | delete desired, forget queued work; the record set stays in Azure (`Retain`) |
 
 use super::sources::DnsObject;
 use super::worker::Workers;
-use super::{KIND_APPLY, PAYLOAD_DELETE, lock, resource_of};
+use super::{KIND_APPLY, PAYLOAD_DELETE, Policy, lock, resource_of};
 use routewarden_planner::dns::{PlanConfig, PlannedRecord, plan};
 use routewarden_store::{
     AppliedRecordSet, DesiredRecordSet, Enqueued, ItemState, Journal, NewEvent, RecordSetKey, Time,
@@ -58,6 +60,8 @@ pub enum Owner {
     Live { hold_down: Duration },
     /// Present but invalid: leave its records alone.
     Invalid,
+    /// Being deleted with `deletionPolicy: Delete`: delete its records now.
+    Deleting,
 }
 
 /// What one pass changed, for logs and tests.
@@ -80,6 +84,7 @@ pub fn reconcile(
     records: &BTreeMap<RecordSetKey, PlannedRecord>,
     owners: &BTreeMap<String, Owner>,
     live_sources: &BTreeSet<String>,
+    policy: Policy,
     now: Time,
 ) -> routewarden_store::Result<Changes> {
     let before: Vec<RecordSetKey> = journal.desired_records(None)?.into_iter().map(|(k, _)| k).collect();
@@ -119,6 +124,22 @@ pub fn reconcile(
             let Some(had) = tx.desired_record(key)? else { continue };
             match owners.get(resource_of(&had.owner)) {
                 Some(Owner::Invalid) => {}
+                Some(Owner::Deleting) => {
+                    tx.delete_desired_record(key)?;
+                    tx.enqueue(KIND_APPLY, &key.to_string(), PAYLOAD_DELETE.as_bytes(), now)?;
+                    changes.deletes.push(key.to_string());
+                }
+                Some(Owner::Live { .. }) if policy == Policy::UpsertOnly => {
+                    tx.delete_desired_record(key)?;
+                    tx.forget(KIND_APPLY, &key.to_string())?;
+                    tx.append_event(NewEvent::new(
+                        now,
+                        "dns.retained",
+                        key.to_string(),
+                        "its sources are gone; kept in Azure (--dns-policy upsert-only)".to_owned(),
+                    ))?;
+                    changes.retained.push(key.to_string());
+                }
                 Some(Owner::Live { hold_down }) => {
                     tx.delete_desired_record(key)?;
                     // A source that still exists merely lost its address or its Accepted
@@ -151,6 +172,7 @@ pub fn owners(resources: &[DnsObject]) -> BTreeMap<String, Owner> {
         .iter()
         .map(|r| {
             let owner = match &r.config {
+                Ok(_) if r.deleting() && r.deletes_records() && r.has_finalizer() => Owner::Deleting,
                 Ok(c) => Owner::Live { hold_down: c.hold_down },
                 Err(_) => Owner::Invalid,
             };
@@ -170,18 +192,30 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
         gateway_classes: w.settings.gateway_classes.clone(),
         ..PlanConfig::default()
     };
+    // Resources whose identity could not be used at the last pass: when it can, their items that
+    // wait for it are tried at once instead of at their next retry.
+    let mut without_identity: BTreeSet<String> = BTreeSet::new();
     loop {
         let started = Instant::now();
         let resources = w.caches.dns_resources();
-        let valid: Vec<_> = resources.iter().filter_map(|r| r.config.as_ref().ok()).collect();
-        let planned =
-            plan(&valid.iter().map(|c| c.resource.clone()).collect::<Vec<_>>(), &w.caches.snapshot(), &config);
+        // A resource being deleted plans nothing; its config stays known so its records can be
+        // deleted with its identity.
+        let configs: Vec<_> = resources.iter().filter_map(|r| r.config.as_ref().ok()).collect();
+        let planned_resources: Vec<_> =
+            resources.iter().filter(|r| !r.deleting()).filter_map(|r| r.config.as_ref().ok()).collect();
+        let planned = plan(
+            &planned_resources.iter().map(|c| c.resource.clone()).collect::<Vec<_>>(),
+            &w.caches.snapshot(),
+            &config,
+        );
         let owners = owners(&resources);
         let live = w.caches.live_sources();
         let journal = w.journal.clone();
         let records = planned.records.clone();
+        let policy = w.settings.policy;
         let result =
-            tokio::task::spawn_blocking(move || reconcile(&journal, &records, &owners, &live, Time::now())).await;
+            tokio::task::spawn_blocking(move || reconcile(&journal, &records, &owners, &live, policy, Time::now()))
+                .await;
         match result {
             Ok(Ok(changes)) if !changes.is_empty() => {
                 tracing::info!(
@@ -196,19 +230,74 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
             Ok(Err(e)) => tracing::error!(error = %e, "failed to queue DNS work"),
             Err(e) => tracing::error!(error = %e, "DNS queue task failed"),
         }
+        let now_usable: BTreeSet<String> = configs
+            .iter()
+            .filter(|c| super::identity_key(c, &w.caches, w.settings.default_tenant.as_deref()).is_ok())
+            .map(|c| c.resource.identity())
+            .collect();
+        let recovered: Vec<String> = without_identity.iter().filter(|i| now_usable.contains(*i)).cloned().collect();
+        without_identity = configs.iter().map(|c| c.resource.identity()).filter(|i| !now_usable.contains(i)).collect();
+        if !recovered.is_empty() {
+            retry_waiting_for_identity(&w, recovered).await;
+        }
         {
             let mut shared = lock(&w.shared);
-            shared.configs = valid.iter().map(|c| (c.resource.identity(), (*c).clone())).collect();
+            shared.configs = configs.iter().map(|c| (c.resource.identity(), (*c).clone())).collect();
             shared.failures.retain(|k, _| planned.records.contains_key(k));
             shared.plan = planned;
             shared.planned = true;
         }
+        super::finalizer::sync(&w, &resources).await;
         w.reported.notify_one();
-        tracing::debug!(elapsed = ?started.elapsed(), "DNS plan pass");
+        w.verify.notify_one();
+        let took = started.elapsed();
+        tracing::debug!(elapsed = ?took, "DNS plan pass");
         tokio::select! {
-            _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = changed.notified() => {
+                // Events arriving together settle into one pass, and a large cluster (whose pass
+                // takes long) is replanned at most every other pass-length.
+                tokio::time::sleep(DEBOUNCE.max(took)).await;
+            }
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Makes the pending items of `resources` (whose identity has just become usable) due now.
+async fn retry_waiting_for_identity(w: &Workers, resources: Vec<String>) {
+    let journal = w.journal.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let items = journal.work_items()?;
+        let now = Time::now();
+        let due = journal.commit(|tx| {
+            let mut due = 0usize;
+            for item in items.iter().filter(|i| i.kind == KIND_APPLY && i.state == ItemState::Pending) {
+                let Some(key) = super::parse_key(&item.key) else { continue };
+                let owner = match tx.desired_record(&key)? {
+                    Some(d) => d.owner,
+                    None => match tx.applied_record(&key)? {
+                        Some(a) => a.owner,
+                        None => continue,
+                    },
+                };
+                if resources.iter().any(|r| r == resource_of(&owner)) {
+                    tx.requeue(item.id, now)?;
+                    due += 1;
+                }
+            }
+            Ok(due)
+        })?;
+        Ok::<_, routewarden_store::Error>(due)
+    })
+    .await;
+    match result {
+        Ok(Ok(n)) if n > 0 => {
+            tracing::info!(items = n, "identity available again; retrying its record sets now");
+            w.wake.notify_waiters();
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "failed to retry the items waiting for an identity"),
+        Err(e) => tracing::warn!(error = %e, "retry task failed"),
     }
 }
 
@@ -271,15 +360,15 @@ mod tests {
     fn queues_a_record_once_and_nothing_when_the_journal_says_it_is_applied() {
         let (_d, j) = journal();
         let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
-        let first = reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(10)).unwrap();
+        let first = reconcile(&j, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(10)).unwrap();
         assert_eq!(first.applies, vec![key("a").to_string()]);
-        let again = reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(20)).unwrap();
+        let again = reconcile(&j, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(20)).unwrap();
         assert!(again.is_empty(), "the same plan queues nothing: {again:?}");
 
         // As after a restart: applied matches, a fresh journal pass queues nothing either.
         let (_d2, j2) = journal();
         mark_applied(&j2, &key("a"), "203.0.113.1");
-        let fresh = reconcile(&j2, &records, &live(), &BTreeSet::new(), Time::from_millis(30)).unwrap();
+        let fresh = reconcile(&j2, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(30)).unwrap();
         assert!(fresh.is_empty(), "{fresh:?}");
         assert_eq!(item(&j2, &key("a")), None);
         assert!(j2.desired_record(&key("a")).unwrap().is_some());
@@ -289,15 +378,15 @@ mod tests {
     fn a_record_whose_source_flaps_is_deleted_only_after_the_hold_down() {
         let (_d, j) = journal();
         let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
-        reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(10)).unwrap();
+        reconcile(&j, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(10)).unwrap();
         mark_applied(&j, &key("a"), "203.0.113.1");
         let sources = BTreeSet::from(["Gateway/app-a/a-gateway".to_owned()]);
-        let gone = reconcile(&j, &BTreeMap::new(), &live(), &sources, Time::from_millis(1_000)).unwrap();
+        let gone = reconcile(&j, &BTreeMap::new(), &live(), &sources, Policy::Sync, Time::from_millis(1_000)).unwrap();
         assert_eq!(gone.deletes, vec![key("a").to_string()]);
         let held = j.work_item_by_key(KIND_APPLY, &key("a").to_string()).unwrap().unwrap();
         assert_eq!(held.next_attempt_at, Time::from_millis(301_000));
         // The address comes back before the hold-down ends: the delete is superseded.
-        let back = reconcile(&j, &records, &live(), &sources, Time::from_millis(2_000)).unwrap();
+        let back = reconcile(&j, &records, &live(), &sources, Policy::Sync, Time::from_millis(2_000)).unwrap();
         assert_eq!(back.applies, vec![key("a").to_string()]);
         assert_ne!(item(&j, &key("a")).unwrap().0, PAYLOAD_DELETE);
     }
@@ -306,16 +395,48 @@ mod tests {
     fn records_of_a_deleted_resource_are_retained_and_of_an_invalid_one_untouched() {
         let (_d, j) = journal();
         let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
-        reconcile(&j, &records, &live(), &BTreeSet::new(), Time::from_millis(10)).unwrap();
+        reconcile(&j, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(10)).unwrap();
         mark_applied(&j, &key("a"), "203.0.113.1");
         let invalid = BTreeMap::from([("clusterexternaldns/demo".to_owned(), Owner::Invalid)]);
-        assert!(reconcile(&j, &BTreeMap::new(), &invalid, &BTreeSet::new(), Time::from_millis(20)).unwrap().is_empty());
+        assert!(
+            reconcile(&j, &BTreeMap::new(), &invalid, &BTreeSet::new(), Policy::Sync, Time::from_millis(20))
+                .unwrap()
+                .is_empty()
+        );
         assert!(j.desired_record(&key("a")).unwrap().is_some());
 
         let retained =
-            reconcile(&j, &BTreeMap::new(), &BTreeMap::new(), &BTreeSet::new(), Time::from_millis(30)).unwrap();
+            reconcile(&j, &BTreeMap::new(), &BTreeMap::new(), &BTreeSet::new(), Policy::Sync, Time::from_millis(30))
+                .unwrap();
         assert_eq!(retained.retained, vec![key("a").to_string()]);
         assert_eq!(item(&j, &key("a")), None, "no delete is queued");
         assert!(j.applied_record(&key("a")).unwrap().is_some(), "the applied record set is still known (stale)");
+    }
+
+    #[test]
+    fn upsert_only_keeps_a_record_whose_source_is_gone_and_a_deleting_resource_deletes_at_once() {
+        let (_d, j) = journal();
+        let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
+        reconcile(&j, &records, &live(), &BTreeSet::new(), Policy::UpsertOnly, Time::from_millis(10)).unwrap();
+        mark_applied(&j, &key("a"), "203.0.113.1");
+        let kept =
+            reconcile(&j, &BTreeMap::new(), &live(), &BTreeSet::new(), Policy::UpsertOnly, Time::from_millis(20))
+                .unwrap();
+        assert_eq!(kept.retained, vec![key("a").to_string()]);
+        assert_eq!(item(&j, &key("a")), None, "no delete is queued");
+
+        let (_d2, j2) = journal();
+        reconcile(&j2, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(10)).unwrap();
+        mark_applied(&j2, &key("a"), "203.0.113.1");
+        let deleting = BTreeMap::from([("clusterexternaldns/demo".to_owned(), Owner::Deleting)]);
+        // Even with every source alive (no hold-down applies): the resource itself is going.
+        let sources = BTreeSet::from(["Gateway/app-a/a-gateway".to_owned()]);
+        let gone = reconcile(&j2, &BTreeMap::new(), &deleting, &sources, Policy::Sync, Time::from_millis(30)).unwrap();
+        assert_eq!(gone.deletes, vec![key("a").to_string()]);
+        let queued = j2.work_item_by_key(KIND_APPLY, &key("a").to_string()).unwrap().unwrap();
+        assert_eq!(
+            (queued.payload.as_slice(), queued.next_attempt_at),
+            (PAYLOAD_DELETE.as_bytes(), Time::from_millis(30))
+        );
     }
 }

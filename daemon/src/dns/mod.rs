@@ -18,8 +18,11 @@
 //!   change.
 
 pub mod controller;
+pub mod finalizer;
+pub mod limits;
 pub mod sources;
 pub mod status;
+pub mod verify;
 pub mod worker;
 
 use crate::crd::conditions::reason;
@@ -36,6 +39,18 @@ pub const KIND_PREFIX: &str = "dns.";
 pub const KIND_APPLY: &str = "dns.apply";
 /// The payload of an item that deletes its record set.
 pub const PAYLOAD_DELETE: &str = "delete";
+/// Held by a DNS resource with `deletionPolicy: Delete` until its record sets are deleted.
+pub const FINALIZER: &str = "routewarden.io/dns-records";
+
+/// What happens to a record set whose source (Gateway, route, Ingress) is gone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Delete it (after the resource's hold-down while the source object still exists).
+    #[default]
+    Sync,
+    /// Keep it; it is reported as stale.
+    UpsertOnly,
+}
 
 /// Record-set metadata routewarden writes: who owns the record set. Azure DNS metadata rather
 /// than sibling TXT records, so ownership costs no extra record sets or writes.
@@ -57,6 +72,40 @@ pub struct DnsSettings {
     pub default_tenant: Option<String>,
     pub workers: usize,
     pub backoff: crate::backoff::Backoff,
+    pub policy: Policy,
+    /// How often each zone is listed and compared with the journal.
+    pub verify_interval: std::time::Duration,
+    /// external-dns TXT-registry owner id whose record sets may be adopted.
+    pub adopt_txt_owner: Option<String>,
+    pub limits: limits::RateLimits,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            gateway_classes: vec!["approuting-istio".into()],
+            default_tenant: None,
+            workers: 8,
+            backoff: crate::backoff::Backoff {
+                min: std::time::Duration::from_secs(1),
+                max: std::time::Duration::from_secs(300),
+                wait_for_input: std::time::Duration::from_secs(60),
+            },
+            policy: Policy::Sync,
+            verify_interval: std::time::Duration::from_secs(600),
+            adopt_txt_owner: None,
+            limits: limits::RateLimits::default(),
+        }
+    }
+}
+
+/// A zone's health at its last verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZoneHealth {
+    /// Listed; the report is in the journal.
+    Accessible,
+    /// Azure refused or failed the list: bounded reason, message naming the zone.
+    Inaccessible { reason: &'static str, message: String },
 }
 
 /// Why a resource's identity cannot be used (bounded reason, message).
@@ -85,6 +134,8 @@ pub struct Shared {
     pub plan: Plan,
     pub planned: bool,
     pub failures: HashMap<RecordSetKey, Failure>,
+    /// Zone id → health at its last verification (absent: not verified yet).
+    pub zones: HashMap<String, ZoneHealth>,
 }
 
 pub type SharedState = Arc<Mutex<Shared>>;
@@ -164,19 +215,21 @@ pub fn identity_key(
     })
 }
 
-/// Starts the DNS controller: watches, the planner loop, the workers and the status writer.
-/// Every task ends when `stop` turns true.
+/// Starts the DNS controller: watches, the planner loop, the workers, the zone verifier and the
+/// status writer. Every task ends when `stop` turns true.
 pub fn start(
     client: kube::Client,
     journal: routewarden_store::Journal,
     azure: Arc<routewarden_azure::AzureClient>,
     settings: DnsSettings,
+    metrics: Arc<crate::metrics::Metrics>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let changed = Arc::new(tokio::sync::Notify::new());
     let caches = sources::start(client.clone(), changed.clone(), stop.clone());
     let cluster_id = journal.cluster_id().ok().flatten().unwrap_or_default();
     let n = settings.workers.max(1);
+    let events = status::Events::new(client.clone());
     let workers = Arc::new(worker::Workers {
         client,
         caches,
@@ -184,13 +237,17 @@ pub fn start(
         journal,
         cluster_id,
         shared: SharedState::default(),
+        limits: Arc::new(limits::Limits::new(settings.limits)),
         settings: Arc::new(settings),
         wake: Arc::new(tokio::sync::Notify::new()),
         reported: Arc::new(tokio::sync::Notify::new()),
+        verify: Arc::new(tokio::sync::Notify::new()),
+        metrics,
     });
     let mut tasks = crate::backoff::spawn_workers(n, &stop, |stop| workers.clone().run(stop));
     tasks.push(tokio::spawn(controller::run(workers.clone(), changed, stop.clone())));
-    tasks.push(tokio::spawn(status::run(workers, stop)));
+    tasks.push(tokio::spawn(verify::run(workers.clone(), stop.clone())));
+    tasks.push(tokio::spawn(status::run(workers, events, stop)));
     tasks
 }
 

@@ -102,6 +102,7 @@ impl Caches {
             .map(|o| DnsObject {
                 identity: format!("clusterexternaldns/{}", o.metadata.name.clone().unwrap_or_default()),
                 config: DnsConfig::try_from(o.as_ref()),
+                meta: o.metadata.clone(),
             })
             .collect();
         out.extend(self.namespaced_dns.state().iter().map(|o| DnsObject {
@@ -111,6 +112,7 @@ impl Caches {
                 o.metadata.name.clone().unwrap_or_default()
             ),
             config: DnsConfig::try_from(o.as_ref()),
+            meta: o.metadata.clone(),
         }));
         out.sort_by(|a, b| a.identity.cmp(&b.identity));
         out
@@ -145,6 +147,24 @@ pub struct DnsObject {
     /// `clusterexternaldns/<name>` or `externaldns/<namespace>/<name>`, as in record owners.
     pub identity: String,
     pub config: Result<DnsConfig, SpecError>,
+    /// For the finalizer: deletion timestamp, finalizers, resourceVersion.
+    pub meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+}
+
+impl DnsObject {
+    /// Being deleted (a finalizer holds it).
+    pub fn deleting(&self) -> bool {
+        self.meta.deletion_timestamp.is_some()
+    }
+
+    pub fn has_finalizer(&self) -> bool {
+        self.meta.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == super::FINALIZER))
+    }
+
+    /// `deletionPolicy: Delete` of a valid spec: its record sets go before the object does.
+    pub fn deletes_records(&self) -> bool {
+        self.config.as_ref().is_ok_and(|c| c.deletion_policy == crate::crd::v1alpha1::DeletionPolicy::Delete)
+    }
 }
 
 /// Starts the watches; `changed` is notified after every event. Kinds a cluster may not have

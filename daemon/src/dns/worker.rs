@@ -2,13 +2,22 @@
 //! desired state. Every Azure write is conditional — `If-None-Match: *` to create, `If-Match:
 //! <etag>` to update or delete — so a record set someone else created or changed is never
 //! overwritten. When a create finds the name taken, the record set is read once: ours (this
-//! cluster's ownership metadata) is adopted, anything else is a conflict that parks the item.
+//! cluster's ownership metadata) is adopted, anything else is a conflict that parks the item —
+//! unless it carries the external-dns TXT-registry ownership of the owner id routewarden was told
+//! to adopt (`--dns-adopt-txt-owner-id`): then it is taken over in one conditional PUT and its
+//! TXT record is deleted.
+//!
+//! Before each call the worker takes a token from the zone's and the subscription's buckets
+//! ([`super::limits`]). A spent zone bucket defers the item (no attempt counted) and the workers
+//! pass by that zone's items until it refills, so a busy zone never holds the others up.
 
 use super::controller::is_applied;
+use super::limits::{Call, Limits};
 use super::sources::Caches;
 use super::{DnsSettings, Failure, KIND_APPLY, KIND_PREFIX, SharedState, identity_key, lock, metadata, parse_key};
 use crate::crd::conditions::reason;
-use routewarden_azure::{AzureClient, AzureError, IdentityKey, Kind, Precondition, RecordSet, ZoneRef};
+use crate::metrics::Metrics;
+use routewarden_azure::{AzureClient, AzureError, IdentityKey, Kind, Precondition, RecordKind, RecordSet, ZoneRef};
 use routewarden_planner::zone::Zone;
 use routewarden_store::{AppliedRecordSet, DesiredRecordSet, Journal, NewEvent, RecordSetKey, Time};
 use std::collections::BTreeMap;
@@ -75,6 +84,26 @@ pub struct Workers {
     pub wake: Arc<Notify>,
     /// Notified when a plan or an outcome changed (the status writer publishes it).
     pub reported: Arc<Notify>,
+    /// Notified when the zones to verify may have changed.
+    pub verify: Arc<Notify>,
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// How an item ended when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The zone's rate limit is spent: try again after this, without counting an attempt.
+    Deferred(Duration),
+}
+
+/// The `routewarden_dns_requests_total` outcome label of a call's result.
+fn outcome<T>(r: &Result<T, AzureError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) => e.kind.as_str(),
+    }
 }
 
 impl std::fmt::Debug for Workers {
@@ -100,9 +129,19 @@ pub fn owned_by_cluster(found: &BTreeMap<String, String>, cluster_id: &str) -> b
 impl Workers {
     /// One worker: claims and carries out this controller's items until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let limits = self.limits.clone();
+        let wanted: crate::backoff::Wanted =
+            Arc::new(move |item| parse_key(&item.key).is_none_or(|k| limits.zone_ready(&k.zone)));
         while !*stop.borrow() {
-            let Some(claimed) =
-                crate::backoff::claim_next(&self.journal, KIND_PREFIX, LEASE, &self.wake, &mut stop).await
+            let Some(claimed) = crate::backoff::claim_next_where(
+                &self.journal,
+                KIND_PREFIX,
+                LEASE,
+                &self.wake,
+                &mut stop,
+                wanted.clone(),
+            )
+            .await
             else {
                 continue;
             };
@@ -110,10 +149,26 @@ impl Workers {
             let result = match (item.kind.as_str(), parse_key(&item.key)) {
                 (KIND_APPLY, Some(key)) => self.apply(&key).await,
                 // Not ours to understand: done, so it does not spin.
-                _ => Ok(()),
+                _ => Ok(Outcome::Done),
             };
             if let Some(key) = parse_key(&item.key) {
-                self.note(&key, result.as_ref().err());
+                match &result {
+                    Ok(Outcome::Deferred(_)) => {
+                        let zone = Zone::parse(&key.zone).ok();
+                        self.metrics
+                            .dns_rate_limit_deferrals
+                            .get_or_create(&zone_labels(zone.as_ref(), &key.zone))
+                            .inc();
+                    }
+                    Ok(Outcome::Done) => self.note(&key, None),
+                    Err(e) => {
+                        self.metrics
+                            .dns_sync_errors
+                            .get_or_create(&crate::metrics::ReasonLabels { reason: e.reason.to_owned() })
+                            .inc();
+                        self.note(&key, Some(e));
+                    }
+                }
             }
             let journal = self.journal.clone();
             let backoff = self.settings.backoff;
@@ -122,7 +177,8 @@ impl Workers {
             let finished = tokio::task::spawn_blocking(move || {
                 let now = Time::now();
                 journal.commit(|tx| match &result {
-                    Ok(()) => tx.complete(lease, now).map(|_| ()),
+                    Ok(Outcome::Done) => tx.complete(lease, now).map(|_| ()),
+                    Ok(Outcome::Deferred(wait)) => tx.defer(lease, now.plus(*wait), now),
                     Err(e) if e.conflict => {
                         tx.append_event(NewEvent::new(now, "dns.conflict", subject.clone(), e.message.clone()))?;
                         tx.park(lease, &format!("{}: {}", e.reason, e.message), now)
@@ -140,6 +196,11 @@ impl Workers {
                 Err(e) => tracing::error!(error = %e, "record task failed"),
             }
         }
+    }
+
+    /// Takes the tokens for `call` on `zone`; `Err(wait)` when the zone's bucket is spent.
+    async fn tokens(&self, call: Call, zone: &ZoneRef, id: &IdentityKey) -> Result<(), Duration> {
+        self.limits.acquire(call, &zone.id, zone.private, &id.client_id).await
     }
 
     /// Keeps the last failure of a record set for status; wakes the status writer on a change.
@@ -176,7 +237,7 @@ impl Workers {
 
     /// Brings one record set to the journal's desired state.
     #[tracing::instrument(skip(self), fields(record = %key))]
-    async fn apply(&self, key: &RecordSetKey) -> Result<(), ApplyError> {
+    async fn apply(&self, key: &RecordSetKey) -> Result<Outcome, ApplyError> {
         let journal = self.journal.clone();
         let k = key.clone();
         let (desired, applied) = tokio::task::spawn_blocking(move || {
@@ -194,9 +255,14 @@ impl Workers {
         let kind = super::record_kind(key.record_type);
         match desired {
             None => {
-                let Some(applied) = applied else { return Ok(()) };
-                let Some(id) = self.identity_for(&applied.owner)? else { return Ok(()) };
-                match self.azure.delete_record_set(&id, &zone, &key.name, kind, &applied.etag).await {
+                let Some(applied) = applied else { return Ok(Outcome::Done) };
+                let Some(id) = self.identity_for(&applied.owner)? else { return Ok(Outcome::Done) };
+                if let Err(wait) = self.tokens(Call::Delete, &zone, &id).await {
+                    return Ok(Outcome::Deferred(wait));
+                }
+                let deleted = self.azure.delete_record_set(&id, &zone, &key.name, kind, &applied.etag).await;
+                self.metrics.dns_request("delete", outcome(&deleted));
+                match deleted {
                     Ok(()) => {}
                     // Changed in Azure since we wrote it: no longer what we applied, so not ours
                     // to delete. Forget it; it shows up as a foreign record set if wanted again.
@@ -205,13 +271,13 @@ impl Workers {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                self.commit_applied(key, None, "dns.deleted", "deleted").await
+                self.commit_applied(key, None, "dns.deleted", "deleted").await.map(|()| Outcome::Done)
             }
             Some(desired) => {
                 if is_applied(&desired, applied.as_ref()) {
-                    return Ok(());
+                    return Ok(Outcome::Done);
                 }
-                let Some(id) = self.identity_for(&desired.owner)? else { return Ok(()) };
+                let Some(id) = self.identity_for(&desired.owner)? else { return Ok(Outcome::Done) };
                 self.put(&id, &zone, key, &desired, applied).await
             }
         }
@@ -224,7 +290,7 @@ impl Workers {
         key: &RecordSetKey,
         desired: &DesiredRecordSet,
         applied: Option<AppliedRecordSet>,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Outcome, ApplyError> {
         let kind = super::record_kind(key.record_type);
         let set = RecordSet {
             ttl: desired.ttl,
@@ -237,22 +303,53 @@ impl Workers {
         };
         // One write, and at most one read and a second write when the journal's etag is stale.
         for _ in 0..2 {
-            match self.azure.put_record_set(id, zone, &key.name, kind, &set, &precondition).await {
+            if let Err(wait) = self.tokens(Call::Write, zone, id).await {
+                return Ok(Outcome::Deferred(wait));
+            }
+            let written = self.azure.put_record_set(id, zone, &key.name, kind, &set, &precondition).await;
+            self.metrics.dns_request("put", outcome(&written));
+            match written {
                 Ok(etag) => {
                     let applied = applied_of(desired, etag);
-                    return self.commit_applied(key, Some(applied), "dns.applied", "applied").await;
+                    return self
+                        .commit_applied(key, Some(applied), "dns.applied", "applied")
+                        .await
+                        .map(|()| Outcome::Done);
                 }
                 Err(e) if e.kind == Kind::PreconditionFailed => {
-                    match self.azure.get_record_set(id, zone, &key.name, kind).await? {
+                    // Reads are cheap and never deferred: the write that follows is.
+                    let _ = self.tokens(Call::Get, zone, id).await;
+                    let found = self.azure.get_record_set(id, zone, &key.name, kind).await;
+                    self.metrics.dns_request("get", outcome(&found));
+                    match found? {
                         None => precondition = Precondition::Absent,
                         Some(found) if owned_by_cluster(&found.set.metadata, &self.cluster_id) => {
                             if found.set == set {
                                 let applied = applied_of(desired, found.etag);
-                                return self.commit_applied(key, Some(applied), "dns.adopted", "adopted").await;
+                                return self
+                                    .commit_applied(key, Some(applied), "dns.adopted", "adopted")
+                                    .await
+                                    .map(|()| Outcome::Done);
                             }
                             precondition = Precondition::Matches(found.etag);
                         }
                         Some(found) => {
+                            if let Some(txt) = self.adoptable(id, zone, key, &found).await {
+                                precondition = Precondition::Matches(found.etag);
+                                if let Err(wait) = self.tokens(Call::Write, zone, id).await {
+                                    return Ok(Outcome::Deferred(wait));
+                                }
+                                let written =
+                                    self.azure.put_record_set(id, zone, &key.name, kind, &set, &precondition).await;
+                                self.metrics.dns_request("put", outcome(&written));
+                                let etag = written?;
+                                self.delete_registry_txt(id, zone, &txt).await;
+                                let applied = applied_of(desired, etag);
+                                return self
+                                    .commit_applied(key, Some(applied), "dns.adopted", "adopted from external-dns")
+                                    .await
+                                    .map(|()| Outcome::Done);
+                            }
                             let holder = found.set.metadata.get(metadata::OWNER).cloned();
                             return Err(ApplyError {
                                 reason: reason::CONFLICTS,
@@ -283,6 +380,45 @@ impl Workers {
             retry_after: None,
             conflict: false,
         })
+    }
+
+    /// The external-dns registry TXT record set that makes `found` adoptable, if adoption is
+    /// configured and one of the names external-dns uses for it holds the configured owner id.
+    async fn adoptable(
+        &self,
+        id: &IdentityKey,
+        zone: &ZoneRef,
+        key: &RecordSetKey,
+        found: &routewarden_azure::StoredRecordSet,
+    ) -> Option<routewarden_azure::StoredRecordSet> {
+        let owner = self.settings.adopt_txt_owner.as_deref()?;
+        if found.set.metadata.contains_key(metadata::OWNER) {
+            return None;
+        }
+        for name in registry_txt_names(key) {
+            let _ = self.tokens(Call::Get, zone, id).await;
+            let txt = self.azure.get_record_set(id, zone, &name, RecordKind::Txt).await;
+            self.metrics.dns_request("get", outcome(&txt));
+            if let Ok(Some(txt)) = txt
+                && txt.set.targets.iter().any(|v| registry_owner(v) == Some(owner))
+            {
+                return Some(txt);
+            }
+        }
+        None
+    }
+
+    /// Deletes an adopted record set's external-dns ownership TXT (best effort: it only costs a
+    /// record set if it stays, and the verifier reports nothing for it).
+    async fn delete_registry_txt(&self, id: &IdentityKey, zone: &ZoneRef, txt: &routewarden_azure::StoredRecordSet) {
+        if self.tokens(Call::Delete, zone, id).await.is_err() {
+            return;
+        }
+        let deleted = self.azure.delete_record_set(id, zone, &txt.name, RecordKind::Txt, &txt.etag).await;
+        self.metrics.dns_request("delete", outcome(&deleted));
+        if let Err(e) = deleted {
+            tracing::warn!(txt = %txt.name, error = %e, "failed to delete the adopted record set's external-dns TXT record");
+        }
     }
 
     async fn commit_applied(
@@ -322,6 +458,35 @@ impl Workers {
     }
 }
 
+/// The metrics labels of a zone id.
+pub fn zone_labels(zone: Option<&Zone>, id: &str) -> crate::metrics::ZoneLabels {
+    crate::metrics::ZoneLabels {
+        zone: zone.map_or_else(|| id.to_owned(), |z| z.name.clone()),
+        kind: if zone.is_some_and(|z| z.private) { "private" } else { "public" }.to_owned(),
+    }
+}
+
+/// Where external-dns's TXT registry keeps the ownership of a record set: `<type>-<name>` (its
+/// current format, `*` spelled `approutingwildcard` as the AKS operator configures it), then the
+/// record's own name (the format before external-dns 0.12).
+pub fn registry_txt_names(key: &RecordSetKey) -> Vec<String> {
+    let prefix = key.record_type.to_string().to_ascii_lowercase();
+    let name = key.name.replace('*', "approutingwildcard");
+    let current = if key.name == "@" { prefix } else { format!("{prefix}-{name}") };
+    vec![current, key.name.clone()]
+}
+
+/// The owner id in an external-dns registry TXT value
+/// (`"heritage=external-dns,external-dns/owner=<id>,external-dns/resource=..."`).
+pub fn registry_owner(value: &str) -> Option<&str> {
+    let value = value.trim_matches('"');
+    let mut fields = value.split(',');
+    if fields.next()? != "heritage=external-dns" {
+        return None;
+    }
+    fields.find_map(|f| f.strip_prefix("external-dns/owner="))
+}
+
 fn applied_of(desired: &DesiredRecordSet, etag: String) -> AppliedRecordSet {
     AppliedRecordSet {
         etag,
@@ -344,6 +509,24 @@ mod tests {
         assert!(!owned_by_cluster(&BTreeMap::new(), "c1"));
         let forged = BTreeMap::from([(metadata::CLUSTER.to_owned(), "c1".to_owned())]);
         assert!(!owned_by_cluster(&forged, "c1"), "an owner id is needed too");
+    }
+
+    #[test]
+    fn only_external_dns_registry_records_of_the_configured_owner_are_adoptable() {
+        assert_eq!(
+            registry_owner("\"heritage=external-dns,external-dns/owner=uid-1,external-dns/resource=gateway/a/b\""),
+            Some("uid-1")
+        );
+        assert_eq!(registry_owner("heritage=external-dns,external-dns/owner=uid-2"), Some("uid-2"));
+        assert_eq!(registry_owner("v=spf1 -all"), None);
+        assert_eq!(registry_owner("external-dns/owner=uid-1"), None, "the heritage comes first");
+        let key = |name: &str| RecordSetKey {
+            zone: "z".into(),
+            name: name.into(),
+            record_type: routewarden_store::RecordType::A,
+        };
+        assert_eq!(registry_txt_names(&key("app")), vec!["a-app", "app"]);
+        assert_eq!(registry_txt_names(&key("*.apps")), vec!["a-approutingwildcard.apps", "*.apps"]);
     }
 
     #[test]
