@@ -147,13 +147,12 @@ async fn rbac_missing_on_one_zone_degrades_only_that_zone() {
     env.apply_yaml(NAMESPACES).await.unwrap();
     env.apply_yaml(GATEWAYS).await.unwrap();
     env.apply_yaml(
-        &GATEWAYS
+        GATEWAYS
             .replace("a-gateway", "org-gateway")
             .replace("a.example.com", "x.example.org")
             .split("---")
             .next()
-            .unwrap()
-            .to_owned(),
+            .unwrap(),
     )
     .await
     .unwrap();

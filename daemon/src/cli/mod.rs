@@ -36,6 +36,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the run arguments costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: open the journal and serve the admin endpoint.
