@@ -308,3 +308,25 @@ async fn record_sets_of_the_configured_external_dns_owner_are_adopted_and_others
     assert_eq!(record(&sets, "b", "A").unwrap().1, vec!["198.51.100.1"], "not adopted, untouched");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_only_keeps_the_record_of_a_deleted_gateway_and_reports_it_stale() {
+    let mut daemon_flags = flags();
+    daemon_flags.extend(["--dns-policy".to_owned(), "upsert-only".to_owned()]);
+    let env = Env::start(Options { daemon_flags, ..Options::default() }).await.unwrap();
+    env.apply_yaml(NAMESPACES).await.unwrap();
+    env.apply_yaml(GATEWAYS).await.unwrap();
+    env.apply_yaml(&cluster_dns("keeping", &["example.com"], "")).await.unwrap();
+    wait_record(&env, "example.com", "a", |_| true).await;
+    wait_record(&env, "example.com", "b", |_| true).await;
+    env.gateways("app-b").delete("b-gateway", &Default::default()).await.unwrap();
+
+    let status = status_when(&env, "keeping", |s| s["stale"].as_u64() == Some(1)).await;
+    assert_eq!(status["recordsDesired"].as_u64(), Some(1), "{status}");
+    let sample = &status["samples"][0];
+    assert_eq!(sample["hostname"].as_str(), Some("b.example.com"), "{status}");
+    assert!(sample["detail"].as_str().unwrap().contains("no longer publishes it"), "{sample}");
+    assert!(record(&env.azure.admin().list_record_sets("example.com").unwrap(), "b", "A").is_some());
+    assert_eq!(calls(&env, "RecordSets_Delete"), 0);
+    env.shutdown().await;
+}
