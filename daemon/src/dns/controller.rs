@@ -130,14 +130,7 @@ pub fn reconcile(
                     changes.deletes.push(key.to_string());
                 }
                 Some(Owner::Live { .. }) if policy == Policy::UpsertOnly => {
-                    tx.delete_desired_record(key)?;
-                    tx.forget(KIND_APPLY, &key.to_string())?;
-                    tx.append_event(NewEvent::new(
-                        now,
-                        "dns.retained",
-                        key.to_string(),
-                        "its sources are gone; kept in Azure (--dns-policy upsert-only)".to_owned(),
-                    ))?;
+                    retain(tx, key, "its sources are gone; kept in Azure (--dns-policy upsert-only)".into(), now)?;
                     changes.retained.push(key.to_string());
                 }
                 Some(Owner::Live { hold_down }) => {
@@ -150,20 +143,28 @@ pub fn reconcile(
                     changes.deletes.push(key.to_string());
                 }
                 None => {
-                    tx.delete_desired_record(key)?;
-                    tx.forget(KIND_APPLY, &key.to_string())?;
-                    tx.append_event(NewEvent::new(
-                        now,
-                        "dns.retained",
-                        key.to_string(),
-                        format!("{} was deleted; its record set is kept in Azure", resource_of(&had.owner)),
-                    ))?;
+                    let why = format!("{} was deleted; its record set is kept in Azure", resource_of(&had.owner));
+                    retain(tx, key, why, now)?;
                     changes.retained.push(key.to_string());
                 }
             }
         }
         Ok::<_, routewarden_store::TxError>(changes)
     })
+}
+
+/// Stops wanting a record set without deleting it: it stays in Azure, and verification reports
+/// it as stale.
+fn retain(
+    tx: &routewarden_store::Tx<'_>,
+    key: &RecordSetKey,
+    why: String,
+    now: Time,
+) -> routewarden_store::TxResult<()> {
+    tx.delete_desired_record(key)?;
+    tx.forget(KIND_APPLY, &key.to_string())?;
+    tx.append_event(NewEvent::new(now, "dns.retained", key.to_string(), why))?;
+    Ok(())
 }
 
 /// The resources' planner inputs and owner states.
