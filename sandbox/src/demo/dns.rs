@@ -456,10 +456,21 @@ pub async fn wait_for_records(
             return Ok(report);
         }
         if tokio::time::Instant::now() >= deadline {
+            // Only record sets missing, the resource content: routewarden believes it wrote them.
+            let believed = missing.iter().all(|m| m.starts_with("A record set "));
             anyhow::bail!(
-                "routewarden did not publish {resource}'s records within {}s; still missing: {}",
+                "routewarden did not publish {resource}'s records within {}s; still missing: {}{}",
                 timeout.as_secs(),
-                missing.join("; ")
+                missing.join("; "),
+                if believed {
+                    format!(
+                        " ({resource} reports them applied: routewarden's journal says it wrote them. A sandbox \
+                         restarted with the same --dir does this: its journal is kept, local Azure starts empty, \
+                         and nothing rewrites them until routewarden's zone verifier repairs the drift)"
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
