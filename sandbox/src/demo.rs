@@ -9,6 +9,12 @@
 //! listener and returns a [`Report`] read back from the cluster: the objects' names, the
 //! certificate's subject, SANs, Key Vault version and expiry, and each Gateway's `Programmed`
 //! condition. [`report`] builds the same from whatever the cluster holds now.
+//!
+//! [`dns`] then runs the seed's DNS walkthrough on top: ClusterExternalDNS, then a namespaced
+//! ExternalDNS for a third Gateway, and reports the zone's record sets, the resources' status and
+//! routewarden's stale-record report.
+
+pub mod dns;
 
 use std::fmt;
 use std::time::Duration;
@@ -24,6 +30,11 @@ use serde_json::Value;
 pub const NAMESPACES_YAML: &str = include_str!("../walkthrough/seed000-namespaces.yaml");
 /// Gateways and HTTPRoutes of the walkthrough.
 pub const GATEWAYS_YAML: &str = include_str!("../walkthrough/seed000-gateways.yaml");
+/// The DNS walkthrough's ClusterExternalDNS `demo-cluster-dns` and namespaced ExternalDNS
+/// `app-a/demo-ns-dns`.
+pub const EXTERNALDNS_YAML: &str = include_str!("../walkthrough/seed000-externaldns.yaml");
+/// The DNS walkthrough's Gateway `app-a/c-gateway` (label `zone: c`) and its HTTPRoute.
+pub const C_GATEWAY_YAML: &str = include_str!("../walkthrough/seed000-c-gateway.yaml");
 /// The field manager the walkthrough's objects are applied under.
 pub const FIELD_MANAGER: &str = "routewarden-sandbox-demo";
 

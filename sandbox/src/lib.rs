@@ -6,7 +6,8 @@
 //! Kubernetes emulator ([`kube`]) keeps every object as JSON in one in-memory store and serves it
 //! to clients through the same REST paths, media types and Status errors as a real API server.
 //! [`up`] starts it with local Azure and routewarden itself, as `routewarden-sandbox up` does;
-//! [`demo`] applies seed 000's TLS walkthrough to it and reports what routewarden made of it.
+//! [`demo`] applies seed 000's TLS and DNS walkthroughs to it and reports what routewarden made
+//! of them.
 
 pub mod demo;
 pub mod kube;

@@ -1,8 +1,8 @@
 //! `routewarden-sandbox`: `up` runs the local Kubernetes API server, local Azure (Entra, ARM DNS,
 //! Key Vault) from one CA and routewarden itself against them until interrupted, writing a
 //! kubeconfig, the CA, `endpoints.json` and `scenario.json` so other tools can find them; `demo`
-//! does the same in a fresh directory, then walks through seed 000's TLS example and shows what
-//! routewarden made of it; `azure …` does to a running sandbox what users do in the portal or with
+//! does the same in a fresh directory, then walks through seed 000's TLS and DNS examples and
+//! shows what routewarden made of them; `azure …` does to a running sandbox what users do in the portal or with
 //! the Azure CLI (rotate a certificate, change role assignments, …).
 
 use std::path::PathBuf;
@@ -15,7 +15,8 @@ use routewarden_sandbox::up::{DaemonOptions, Sandbox, UpOptions};
 use routewarden_sandbox_azure::admin::AdminClient;
 use routewarden_sandbox_azure::{FaultConfig, Scenario};
 
-/// How long `demo` waits for routewarden to sync the walkthrough's certificates.
+/// How long `demo` waits for each step: routewarden syncing the walkthrough's certificates, a
+/// Gateway being programmed, a DNS resource's records being published.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Local Kubernetes API server and local Azure for routewarden.
@@ -30,8 +31,9 @@ struct Cli {
 enum Command {
     /// Start the sandbox and routewarden against it, and run until Ctrl-C.
     Up(UpArgs),
-    /// Start the sandbox and routewarden, apply seed 000's TLS walkthrough, report the listener
-    /// Secrets routewarden syncs from Key Vault, and run until Ctrl-C.
+    /// Start the sandbox and routewarden, apply seed 000's TLS walkthrough and report the listener
+    /// Secrets routewarden syncs from Key Vault, then its DNS walkthrough and report the zone's
+    /// record sets, the DNS resources' status and the stale report; run until Ctrl-C.
     Demo(DemoArgs),
     /// Change local Azure of a running sandbox, as a user would in the portal or CLI.
     Azure {
@@ -211,9 +213,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     sandbox.run_until(interrupted).await
 }
 
-/// Fails (exit status 1) when routewarden did not sync the certificates, but only once the user
-/// has stopped it: the error was printed when it happened, and the sandbox stays up to look into it.
+/// Fails (exit status 1) when routewarden did not sync the certificates or publish the DNS
+/// records, but only once the user has stopped it: the error was printed when it happened, and the
+/// sandbox stays up to look into it.
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    use routewarden_sandbox::demo;
     let DemoArgs { dir, sandbox } = args;
     let dir = match dir {
         Some(dir) => dir,
@@ -231,9 +235,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     print_endpoints(&sandbox);
     println!();
     let client = sandbox.kube().client().await?;
-    let walkthrough = async {
-        println!("Applying seed 000's TLS walkthrough (server-side, as {}):", routewarden_sandbox::demo::FIELD_MANAGER);
-        for applied in routewarden_sandbox::demo::apply_walkthrough(&client).await? {
+    let (Some(azure), Some(daemon)) = (sandbox.azure(), sandbox.daemon()) else {
+        anyhow::bail!("the demo needs local Azure and routewarden running in the sandbox");
+    };
+    let azure = azure.admin();
+    let daemon_admin = daemon.admin_url();
+    let tls = async {
+        println!("Applying seed 000's TLS walkthrough (server-side, as {}):", demo::FIELD_MANAGER);
+        for applied in demo::apply_walkthrough(&client).await? {
             println!("  {applied}");
         }
         println!();
@@ -241,18 +250,27 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "Waiting up to {}s for routewarden to sync the Key Vault certificate into each listener's Secret…",
             DEMO_TIMEOUT.as_secs()
         );
-        routewarden_sandbox::demo::wait_and_report(&client, DEMO_TIMEOUT).await
+        demo::wait_and_report(&client, DEMO_TIMEOUT).await
     };
-    let outcome = tokio::select! {
-        () = &mut interrupted => return sandbox.shutdown().await.map(|()| ExitCode::FAILURE),
-        outcome = walkthrough => outcome,
-    };
-    match &outcome {
-        Ok(report) => println!("\n{report}"),
-        Err(e) => {
-            eprintln!("\nroutewarden-sandbox demo: {e:#}");
-            println!("\nThe sandbox keeps running so you can look around.");
+    let walkthrough = async {
+        let tls = tls.await;
+        match &tls {
+            Ok(report) => println!("\n{report}"),
+            Err(e) => eprintln!("\nroutewarden-sandbox demo: {e:#}\n"),
         }
+        // The DNS steps do not depend on the certificates: run them whatever the TLS part showed.
+        let dns = demo::dns::run(&client, &azure, &daemon_admin, DEMO_TIMEOUT, |line| println!("{line}")).await;
+        if let Err(e) = &dns {
+            eprintln!("\nroutewarden-sandbox demo: {e:#}");
+        }
+        tls.is_ok() && dns.is_ok()
+    };
+    let succeeded = tokio::select! {
+        () = &mut interrupted => return sandbox.shutdown().await.map(|()| ExitCode::FAILURE),
+        succeeded = walkthrough => succeeded,
+    };
+    if !succeeded {
+        println!("\nThe sandbox keeps running so you can look around.");
     }
     let dir = sandbox.dir().display().to_string();
     println!();
@@ -261,13 +279,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  kubectl get secretproviderclass,secret -n app-a");
     println!("  kubectl get gateway a-gateway -n app-a -o yaml");
     println!("  routewarden-sandbox azure --dir {dir} rotate-certificate kv-demo approuting-demo-cert");
-    if let Some(daemon) = sandbox.daemon() {
-        println!("  cargo run -p routewarden -- journal certs --admin {}", daemon.admin_url());
-    }
+    println!("  cargo run -p routewarden -- journal certs --admin {daemon_admin}");
+    println!("  kubectl get clusterexternaldns,externaldns -A");
+    println!("  kubectl describe externaldns demo-ns-dns -n app-a");
+    println!("  kubectl delete externaldns demo-ns-dns -n app-a   # record set c stays (deletionPolicy Retain)");
+    println!("  routewarden-sandbox azure --dir {dir} records example.com");
+    println!("  cargo run -p routewarden -- journal records --admin {daemon_admin}");
+    println!("  cargo run -p routewarden -- journal stale --admin {daemon_admin}");
     println!();
     println!("Press Ctrl-C to stop.");
     sandbox.run_until(interrupted).await?;
-    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Where everything listens.

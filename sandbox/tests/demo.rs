@@ -1,6 +1,8 @@
 //! The `demo` walkthrough as a library: applying seed 000's manifests through the API (and again,
 //! changing nothing), and the report read back from listener Secrets and Gateways — made here by
-//! hand, the way routewarden makes them.
+//! hand, the way routewarden makes them. Then the DNS walkthrough with routewarden itself running
+//! in the sandbox, as `demo` runs it: the zone's record sets, the resources' status and the stale
+//! report it shows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,6 +13,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use routewarden_sandbox::demo;
+use routewarden_sandbox::demo::dns::{self, DnsResource};
+use routewarden_sandbox::kube::KubeServerOptions;
+use routewarden_sandbox::up::{DaemonOptions, Sandbox, UpOptions};
 use serde_json::{Value, json};
 
 fn gateway_api(client: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
@@ -194,4 +199,157 @@ async fn the_report_shows_each_listeners_secret_certificate_and_gateway_state() 
     );
     assert_eq!(row("certificateRefs"), ["certificateRefs", "kv-gw-cert-a-gateway-https", "kv-gw-cert-b-gateway-https"]);
     assert_eq!(row("Gateway Programmed"), ["Gateway Programmed", "True", "True"]);
+}
+
+/// What `routewarden-sandbox demo` starts: the sandbox with local Azure (seed 000's scenario) and
+/// routewarden running in it, in memory.
+async fn sandbox_with_routewarden(dir: &std::path::Path) -> Sandbox {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Sandbox::start(UpOptions {
+        dir: dir.to_path_buf(),
+        kube: KubeServerOptions {
+            extra_crds: routewarden_sandbox::kube::crd::routewarden_crds(),
+            ..KubeServerOptions::default()
+        },
+        azure: true,
+        scenario: None,
+        daemon: Some(DaemonOptions { certificate_poll_interval: "2m".into() }),
+    })
+    .await
+    .unwrap()
+}
+
+/// A Gateway's `status.addresses`, sorted (the stand-in has given them by the time the
+/// walkthrough's records are published).
+async fn gateway_addresses(client: &kube::Client, ns: &str, gw: &str) -> Vec<String> {
+    let gw = gateway_api(client, ns, "Gateway", "gateways").get(gw).await.unwrap();
+    let ips = gw.data["status"]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["value"].as_str().map(str::to_string))
+        .collect();
+    sorted(ips)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The cells of the first line of `shown` whose first cell is `first` (columns are two or more
+/// spaces apart, as in the Azure CLI's tables).
+fn row(shown: &str, first: &str) -> Vec<String> {
+    let line = shown.lines().find(|l| l.split("  ").next() == Some(first));
+    let line = line.unwrap_or_else(|| panic!("no row {first:?} in\n{shown}"));
+    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dns_walkthrough_publishes_a_record_per_gateway_and_reports_records_status_and_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox_with_routewarden(dir.path()).await;
+    let client = sandbox.kube().client().await.unwrap();
+    let azure = sandbox.azure().unwrap().admin();
+    let admin = sandbox.daemon().unwrap().admin_url();
+    demo::apply_walkthrough(&client).await.unwrap();
+
+    let waited =
+        dns::wait_for_records(&client, &azure, &dns::CLUSTER_RECORDS, &DnsResource::demo_cluster(), Duration::ZERO)
+            .await
+            .unwrap_err()
+            .to_string();
+    for missing in [
+        "A record set a in zone example.com",
+        "A record set b in zone example.com",
+        "ClusterExternalDNS demo-cluster-dns (it does not exist)",
+    ] {
+        assert!(waited.contains(missing), "the timeout names {missing:?}: {waited}");
+    }
+
+    let mut said = Vec::new();
+    let walkthrough =
+        dns::run(&client, &azure, &admin, Duration::from_secs(60), |line| said.push(line.to_string())).await.unwrap();
+    let said = said.join("\n");
+    for step in [
+        "  ClusterExternalDNS demo-cluster-dns",
+        "Deleting ClusterExternalDNS demo-cluster-dns, as the seed does",
+        "  Gateway app-a/c-gateway",
+        "  HTTPRoute app-a/c-route",
+        "  ExternalDNS app-a/demo-ns-dns",
+    ] {
+        assert!(said.contains(step), "the demo tells {step:?}:\n{said}");
+    }
+    assert!(said.contains(&walkthrough.cluster.to_string()), "both reports are shown:\n{said}");
+    let a_ips = gateway_addresses(&client, "app-a", "a-gateway").await;
+    let b_ips = gateway_addresses(&client, "app-b", "b-gateway").await;
+    let c_ips = gateway_addresses(&client, "app-a", "c-gateway").await;
+
+    // The ClusterExternalDNS: one A record set per Gateway, each with the Gateway's addresses.
+    let cluster = &walkthrough.cluster;
+    for (name, ips) in [("a", &a_ips), ("b", &b_ips)] {
+        let set = cluster.record_set(name).unwrap_or_else(|| panic!("record set {name}: {cluster:?}"));
+        assert_eq!(
+            (set.ttl, sorted(set.ips.clone()), set.record_type.as_str(), set.resource_group.as_str()),
+            (Some(300), ips.clone(), "A", "approuting-demo-rg")
+        );
+        assert_eq!(set.fqdn, format!("{name}.example.com."));
+        let owner = set.owner.as_deref().unwrap_or_default();
+        assert!(owner.ends_with("/clusterexternaldns/demo-cluster-dns"), "{owner}");
+    }
+    assert!(cluster.record_set("c").is_none(), "c-gateway comes with the namespaced step: {cluster:?}");
+    let status = cluster.resource(&DnsResource::demo_cluster()).unwrap();
+    let ready = status.ready.as_ref().unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Synced"), "{status:?}");
+    assert_eq!((status.records_desired, status.records_applied, status.conflicts), (Some(2), Some(2), Some(0)));
+    assert_eq!(cluster.stale, None, "the stale report comes at the end");
+
+    // The namespaced ExternalDNS: only c-gateway (app-a, zone=c); the deleted resource's record
+    // sets are still there, as the seed says.
+    let ns = &walkthrough.namespaced;
+    assert!(!c_ips.is_empty() && !a_ips.is_empty() && !b_ips.is_empty(), "every Gateway has an address");
+    let c = ns.record_set("c").unwrap();
+    assert_eq!((c.ttl, sorted(c.ips.clone())), (Some(300), c_ips.clone()));
+    assert!(c.owner.as_deref().unwrap_or_default().ends_with("/externaldns/app-a/demo-ns-dns"), "{c:?}");
+    assert_eq!(ns.record_set("a").map(|s| sorted(s.ips.clone())), Some(a_ips.clone()));
+    assert_eq!(ns.record_set("b").map(|s| s.owner.clone()), cluster.record_set("b").map(|s| s.owner.clone()));
+    assert_eq!(ns.resource(&DnsResource::demo_cluster()), None, "deleted as the seed deletes it");
+    let status = ns.resource(&DnsResource::demo_namespaced()).unwrap();
+    let ready = status.ready.as_ref().unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Synced"), "{status:?}");
+    assert_eq!((status.records_desired, status.records_applied, status.conflicts), (Some(1), Some(1), Some(0)));
+    let stale = ns.stale.as_ref().unwrap();
+    assert_eq!(stale.admin_url, admin);
+    let view = stale.view.as_ref().unwrap_or_else(|e| panic!("the stale report is served: {e}"));
+
+    // As shown: the Azure CLI's columns, the status table and `routewarden journal stale`.
+    let shown = ns.to_string();
+    assert!(shown.starts_with("$ az network dns record-set a list -g approuting-demo-rg -z example.com -o table\n"));
+    assert_eq!(row(&shown, "Name"), ["Name", "ResourceGroup", "Ttl", "Type", "Fqdn", "IPs", "routewarden-owner"]);
+    let c_row = row(&shown, "c");
+    assert_eq!(c_row[..6], ["c", "approuting-demo-rg", "300", "A", "c.example.com.", &c_ips.join(",")]);
+    assert!(c_row[6].ends_with("/externaldns/app-a/demo-ns-dns"), "{c_row:?}");
+    assert_eq!(row(&shown, "a")[2..4], ["300", "A"]);
+    assert_eq!(
+        row(&shown, "ExternalDNS app-a/demo-ns-dns")[..6],
+        ["ExternalDNS app-a/demo-ns-dns", "True (Synced)", "False (Healthy)", "1", "1", "0"]
+    );
+    let rendered =
+        routewarden::cli::render::stale(view, &routewarden::cli::render::Style::plain(routewarden_store::Time::now()));
+    assert!(
+        shown.contains(&format!("$ routewarden journal stale --admin {admin}\n{}", rendered.lines().next().unwrap())),
+        "the stale report as `routewarden journal stale` renders it:\n{shown}"
+    );
+
+    // Again, over what the first run left: it starts from the seed's starting point and converges.
+    let mut said = Vec::new();
+    let again =
+        dns::run(&client, &azure, &admin, Duration::from_secs(60), |line| said.push(line.to_string())).await.unwrap();
+    let said = said.join("\n");
+    assert!(
+        said.contains("  ExternalDNS app-a/demo-ns-dns\n  Gateway app-a/c-gateway\n  HTTPRoute app-a/c-route"),
+        "{said}"
+    );
+    assert!(again.namespaced.record_set("c").is_some(), "{again:?}");
+    sandbox.shutdown().await.unwrap();
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Kubectl, data, data_path, walkthrough, walkthrough_path};
+use common::{Kubectl, walkthrough, walkthrough_path};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use routewarden_sandbox::kube::{KubeServer, KubeServerOptions};
@@ -557,7 +557,7 @@ async fn routewardens_own_crds_serve_seed_000_externaldns_objects() {
     let server = common::server_with(KubeServerOptions { extra_crds, ..KubeServerOptions::default() }).await;
     let kubectl = Kubectl::new(&server);
     kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-namespaces.yaml")]).await;
-    let out = kubectl.ok(&["apply", "-f", &data_path("seed000-externaldns.yaml")]).await;
+    let out = kubectl.ok(&["apply", "-f", &walkthrough_path("seed000-externaldns.yaml")]).await;
     assert!(out.contains("clusterexternaldns.approuting.kubernetes.azure.com/demo-cluster-dns created"), "{out}");
     assert!(out.contains("externaldns.approuting.kubernetes.azure.com/demo-ns-dns created"), "{out}");
     let table = kubectl.ok(&["get", "clusterexternaldns"]).await;
@@ -571,7 +571,7 @@ async fn routewardens_own_crds_serve_seed_000_externaldns_objects() {
         )
     };
     let two_subscriptions =
-        data("seed000-externaldns.yaml").split("---").nth(1).unwrap().replace("demo-ns-dns", "mixed").replace(
+        walkthrough("seed000-externaldns.yaml").split("---").nth(1).unwrap().replace("demo-ns-dns", "mixed").replace(
             &format!("  - {}\n", zone("00000000-0000-0000-0000-0000000000f1")),
             &format!(
                 "  - {}\n  - {}\n",
@@ -586,7 +586,7 @@ async fn routewardens_own_crds_serve_seed_000_externaldns_objects() {
         "CEL rule: {}",
         out.stderr
     );
-    let no_sa = data("seed000-externaldns.yaml")
+    let no_sa = walkthrough("seed000-externaldns.yaml")
         .split("---")
         .nth(1)
         .unwrap()

@@ -222,7 +222,9 @@ impl Source {
         }
     }
 
-    async fn stale(&self) -> Result<StaleView, CliError> {
+    /// The per-zone verification report, as `routewarden journal stale` reads it (public for
+    /// tools that show it next to their own output, such as the sandbox's demo).
+    pub async fn stale(&self) -> Result<StaleView, CliError> {
         match self {
             Source::Local(j) => view::stale(j).map_err(|e| read_err(j, e)),
             Source::Remote(r) => r.get("stale", &[]).await,

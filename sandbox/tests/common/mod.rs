@@ -106,14 +106,6 @@ impl Kubectl {
     }
 }
 
-pub fn data(name: &str) -> String {
-    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)).expect("test data")
-}
-
-pub fn data_path(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name).display().to_string()
-}
-
 /// The manifests of seed 000's walkthrough, the same files `routewarden-sandbox demo` embeds.
 pub fn walkthrough(name: &str) -> String {
     std::fs::read_to_string(walkthrough_path(name)).expect("walkthrough manifest")
