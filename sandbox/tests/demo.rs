@@ -331,9 +331,14 @@ async fn the_dns_walkthrough_publishes_a_record_per_gateway_and_reports_records_
     assert!(c_row[6].ends_with("/externaldns/app-a/demo-ns-dns"), "{c_row:?}");
     assert_eq!(row(&shown, "a")[2..4], ["300", "A"]);
     assert_eq!(
-        row(&shown, "ExternalDNS app-a/demo-ns-dns")[..6],
-        ["ExternalDNS app-a/demo-ns-dns", "True (Synced)", "False (Healthy)", "1", "1", "0"]
+        row(&shown, "ExternalDNS app-a/demo-ns-dns")[..8],
+        ["ExternalDNS app-a/demo-ns-dns", "True (Synced)", "True (StaleRecords)", "1", "1", "0", "2", "0"]
     );
+    // a and b, kept from the deleted ClusterExternalDNS, are the stale report's.
+    let zone = view.zones.iter().find(|z| z.zone == "example.com").expect("example.com is verified");
+    let stale: Vec<&str> = zone.stale.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(stale, ["a", "b"], "{shown}");
+    assert!(zone.stale.iter().all(|r| r.detail.contains("clusterexternaldns/demo-cluster-dns is deleted")), "{shown}");
     let rendered =
         routewarden::cli::render::stale(view, &routewarden::cli::render::Style::plain(routewarden_store::Time::now()));
     assert!(

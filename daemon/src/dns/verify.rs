@@ -168,21 +168,39 @@ pub fn compare(
     out
 }
 
+/// A zone to verify: how, with whose identity, and which resources use it.
+struct Target {
+    zone: ZoneRef,
+    id: IdentityKey,
+    /// Every valid resource naming the zone: when this changes (one is deleted, another added),
+    /// the zone is verified again at once, so records left behind show up as stale without
+    /// waiting for the interval.
+    users: BTreeSet<String>,
+}
+
 /// The zones to verify, each with the identity of the first valid resource (by identity) whose
 /// identity is usable; a zone nobody can read is left for the status to explain.
-fn targets(w: &Workers) -> BTreeMap<String, (ZoneRef, IdentityKey, String)> {
+fn targets(w: &Workers) -> BTreeMap<String, Target> {
     let configs: Vec<_> = {
         let shared = lock(&w.shared);
         let mut c: Vec<_> = shared.configs.values().cloned().collect();
         c.sort_by_key(|c| c.resource.identity());
         c
     };
+    let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for config in &configs {
+        for zone in &config.resource.zones {
+            users.entry(zone.id.clone()).or_default().insert(config.resource.identity());
+        }
+    }
     let mut out = BTreeMap::new();
     for config in configs {
         let Ok(id) = identity_key(&config, &w.caches, w.settings.default_tenant.as_deref()) else { continue };
         for zone in &config.resource.zones {
-            out.entry(zone.id.clone()).or_insert_with(|| {
-                (ZoneRef { id: zone.id.clone(), private: zone.private }, id.clone(), config.resource.identity())
+            out.entry(zone.id.clone()).or_insert_with(|| Target {
+                zone: ZoneRef { id: zone.id.clone(), private: zone.private },
+                id: id.clone(),
+                users: users.get(&zone.id).cloned().unwrap_or_default(),
             });
         }
     }
@@ -190,26 +208,27 @@ fn targets(w: &Workers) -> BTreeMap<String, (ZoneRef, IdentityKey, String)> {
 }
 
 pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
-    let mut last: HashMap<String, Instant> = HashMap::new();
+    // Per zone: when it was last verified, and for which users.
+    let mut last: HashMap<String, (Instant, BTreeSet<String>)> = HashMap::new();
     loop {
         let interval = w.settings.verify_interval;
         let planned = lock(&w.shared).planned;
         let zones = if planned { targets(&w) } else { BTreeMap::new() };
         last.retain(|z, _| zones.contains_key(z));
-        for (zone_id, (zone, id, _)) in &zones {
-            if last.get(zone_id).is_some_and(|t| t.elapsed() < interval) {
+        for (zone_id, t) in &zones {
+            if last.get(zone_id).is_some_and(|(at, users)| at.elapsed() < interval && *users == t.users) {
                 continue;
             }
             if *stop.borrow() {
                 return;
             }
-            verify_zone(&w, zone, id).await;
-            last.insert(zone_id.clone(), Instant::now());
+            verify_zone(&w, &t.zone, &t.id).await;
+            last.insert(zone_id.clone(), (Instant::now(), t.users.clone()));
         }
         let next = zones
             .keys()
             .filter_map(|z| last.get(z))
-            .map(|t| interval.saturating_sub(t.elapsed()))
+            .map(|(at, _)| interval.saturating_sub(at.elapsed()))
             .min()
             .unwrap_or(interval);
         tokio::select! {

@@ -320,13 +320,11 @@ fn count(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
-/// A condition as `status (reason)`, with its message when it is not in its `healthy` status:
-/// that is when the message says something the reason does not.
-fn condition(c: &Option<ConditionState>, healthy: &str) -> String {
+/// A condition as `status (reason)`; the messages are in `kubectl describe`.
+fn condition(c: &Option<ConditionState>) -> String {
     match c {
         None => "-".into(),
-        Some(c) if c.status == healthy => format!("{} ({})", c.status, c.reason),
-        Some(c) => c.to_string(),
+        Some(c) => format!("{} ({})", c.status, c.reason),
     }
 }
 
@@ -364,8 +362,8 @@ impl fmt::Display for DnsReport {
                 .map(|r| {
                     vec![
                         r.resource.to_string(),
-                        condition(&r.ready, "True"),
-                        condition(&r.degraded, "False"),
+                        condition(&r.ready),
+                        condition(&r.degraded),
                         count(r.records_desired),
                         count(r.records_applied),
                         count(r.conflicts),
@@ -456,21 +454,37 @@ pub async fn wait_for_records(
             return Ok(report);
         }
         if tokio::time::Instant::now() >= deadline {
-            // Only record sets missing, the resource content: routewarden believes it wrote them.
-            let believed = missing.iter().all(|m| m.starts_with("A record set "));
             anyhow::bail!(
-                "routewarden did not publish {resource}'s records within {}s; still missing: {}{}",
+                "routewarden did not publish {resource}'s records within {}s; still missing: {}",
                 timeout.as_secs(),
-                missing.join("; "),
-                if believed {
-                    format!(
-                        " ({resource} reports them applied: routewarden's journal says it wrote them. A sandbox \
-                         restarted with the same --dir does this: its journal is kept, local Azure starts empty, \
-                         and nothing rewrites them until routewarden's zone verifier repairs the drift)"
-                    )
-                } else {
-                    String::new()
-                }
+                missing.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Polls [`dns_report`] until `resource` counts `stale` stale record sets in its zones, for at
+/// most `timeout`.
+pub async fn wait_for_stale(
+    client: &kube::Client,
+    azure: &Admin,
+    resource: &DnsResource,
+    stale: usize,
+    timeout: Duration,
+) -> anyhow::Result<DnsReport> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let report = dns_report(client, azure).await?;
+        let counted = report.resource(resource).and_then(|r| r.stale);
+        if counted.is_some_and(|n| n >= stale as u64) {
+            return Ok(report);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "routewarden's zone verification did not report {stale} stale record sets for {resource} within {}s (it counts {})",
+                timeout.as_secs(),
+                counted.map_or_else(|| "none".to_owned(), |n| n.to_string())
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -629,7 +643,12 @@ pub async fn run(
         "Waiting up to {secs}s for routewarden to publish A record set {} in {zone} and report {namespaced_dns} Ready…",
         NAMESPACED_RECORDS.join(" and ")
     ));
-    let mut namespaced = wait_for_records(client, azure, &NAMESPACED_RECORDS, &namespaced_dns, timeout).await?;
+    wait_for_records(client, azure, &NAMESPACED_RECORDS, &namespaced_dns, timeout).await?;
+    say(&format!(
+        "Waiting up to {secs}s for routewarden's zone verification to report {}, kept from {cluster_dns}, as stale…",
+        CLUSTER_RECORDS.join(" and ")
+    ));
+    let mut namespaced = wait_for_stale(client, azure, &namespaced_dns, CLUSTER_RECORDS.len(), timeout).await?;
     namespaced.stale = Some(stale_report(daemon_admin).await);
     say("");
     say(namespaced.to_string().trim_end());
