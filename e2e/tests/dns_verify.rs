@@ -130,6 +130,18 @@ async fn put_outside(env: &Env, zone: &str, name: &str, ips: &[&str], metadata: 
     assert!(r.status().is_success(), "{:?}", r.text().await);
 }
 
+/// An out-of-band DELETE through ARM.
+async fn delete_outside(env: &Env, zone: &str, name: &str) {
+    let token = env.azure.admin().issue_token(seed000::CLIENT_ID, &env.azure.endpoints().arm_audience, 600).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(env.azure.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("{}{}/A/{name}?api-version=2018-05-01", env.azure.endpoints().resource_manager, zone_id(zone));
+    let r = http.delete(url).bearer_auth(token).send().await.unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+}
+
 fn calls(env: &Env, op: &str) -> u64 {
     env.azure.calls().total("arm", op)
 }
@@ -239,6 +251,12 @@ async fn records_of_a_deleted_resource_are_reported_stale_and_drift_is_repaired(
     let (_, ips, _) = wait_record(&env, "example.com", "a", |r| r.1 != ["192.0.2.77"]).await;
     assert_eq!(ips, a_ips, "repaired to the Gateway's addresses");
     assert_eq!(calls(&env, "RecordSets_CreateOrUpdate"), puts + 2, "the outside edit and one repair");
+
+    // Someone deletes it: the next verification writes it again.
+    delete_outside(&env, "example.com", "a").await;
+    assert!(record(&env.azure.admin().list_record_sets("example.com").unwrap(), "a", "A").is_none());
+    let (_, ips, _) = wait_record(&env, "example.com", "a", |_| true).await;
+    assert_eq!(ips, a_ips, "written again");
     env.shutdown().await;
 }
 
