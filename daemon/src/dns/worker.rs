@@ -8,7 +8,7 @@ use super::controller::is_applied;
 use super::sources::Caches;
 use super::{DnsSettings, Failure, KIND_APPLY, KIND_PREFIX, SharedState, identity_key, lock, metadata, parse_key};
 use crate::crd::conditions::reason;
-use routewarden_azure::{AzureClient, AzureError, IdentityKey, Kind, Precondition, RecordSet, ZoneRef};
+use routewarden_azure::{AzureClient, AzureError, Kind, Precondition, Principal, RecordSet, ZoneRef};
 use routewarden_planner::zone::Zone;
 use routewarden_store::{AppliedRecordSet, DesiredRecordSet, Journal, NewEvent, RecordSetKey, Time};
 use std::collections::BTreeMap;
@@ -161,7 +161,7 @@ impl Workers {
         }
     }
 
-    fn identity_for(&self, owner: &str) -> Result<Option<IdentityKey>, ApplyError> {
+    fn identity_for(&self, owner: &str) -> Result<Option<Principal>, ApplyError> {
         let config = lock(&self.shared).configs.get(super::resource_of(owner)).cloned();
         // The resource was deleted meanwhile: its record sets are retained, nothing to do.
         let Some(config) = config else { return Ok(None) };
@@ -219,7 +219,7 @@ impl Workers {
 
     async fn put(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
         key: &RecordSetKey,
         desired: &DesiredRecordSet,

@@ -385,6 +385,8 @@ pub struct World {
     pub identities: Vec<Identity>,
     /// Role assignments.
     pub role_assignments: Vec<RoleAssignment>,
+    /// Client ids of the identities assigned to the cluster's nodes (served by IMDS).
+    pub node_identities: Vec<String>,
     /// DNS limits.
     pub dns_limits: DnsLimits,
 }
@@ -405,6 +407,7 @@ impl World {
             vaults: vec![],
             identities: vec![],
             role_assignments: vec![],
+            node_identities: vec![],
             dns_limits: scenario.dns_limits.clone(),
         };
         for tenant in &scenario.tenants {
@@ -551,6 +554,15 @@ impl World {
             let assignment = world.resolve_assignment(&ra.principal, &ra.role, &ra.scope).map_err(invalid)?;
             world.role_assignments.push(assignment);
         }
+        for n in &scenario.node_identities {
+            let client_id = world
+                .identities
+                .iter()
+                .find(|i| [&i.name, &i.client_id, &i.principal_id].iter().any(|k| k.eq_ignore_ascii_case(n)))
+                .map(|i| i.client_id.clone())
+                .ok_or_else(|| invalid(format!("node identity {n:?} names no identity of the scenario")))?;
+            world.node_identities.push(client_id);
+        }
         Ok(world)
     }
 
@@ -621,6 +633,11 @@ impl World {
         self.identities.iter().find(|i| i.client_id.eq_ignore_ascii_case(client_id))
     }
 
+    /// The identities assigned to the cluster's nodes.
+    pub fn node_identities(&self) -> impl Iterator<Item = &Identity> {
+        self.identities.iter().filter(|i| self.node_identities.iter().any(|c| c.eq_ignore_ascii_case(&i.client_id)))
+    }
+
     /// A zone by name (any resource group), public first.
     pub fn zone_by_name(&self, name: &str) -> Option<&Zone> {
         let mut zones: Vec<&Zone> = self.zones.iter().filter(|z| z.name.eq_ignore_ascii_case(name)).collect();
@@ -660,7 +677,10 @@ impl World {
         let identities: Vec<Value> = self
             .identities
             .iter()
-            .map(|i| json!({"name": i.name, "id": i.resource_id(), "tenantId": i.tenant, "clientId": i.client_id, "principalId": i.principal_id, "federatedCredentials": i.federated}))
+            .map(|i| {
+                let on_nodes = self.node_identities.iter().any(|c| c.eq_ignore_ascii_case(&i.client_id));
+                json!({"name": i.name, "id": i.resource_id(), "tenantId": i.tenant, "clientId": i.client_id, "principalId": i.principal_id, "federatedCredentials": i.federated, "assignedToNodes": on_nodes})
+            })
             .collect();
         json!({
             "tenantId": self.tenants.first(),
