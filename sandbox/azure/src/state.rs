@@ -725,7 +725,9 @@ mod tests {
         let secret = vault.secrets.get("approuting-demo-cert").expect("backing secret");
         assert!(secret.versions[0].managed);
         assert_eq!(secret.versions[0].version, cert.versions[0].version);
-        assert_eq!(world.role_assignments.len(), 3);
+        assert_eq!(world.role_assignments.len(), 4);
+        let on_nodes: Vec<&str> = world.node_identities().map(|i| i.principal_id.as_str()).collect();
+        assert_eq!(on_nodes, [scenario::seed000::NODE_PRINCIPAL_ID], "only the node identity is on the nodes");
         assert_eq!(world.identities[0].federated[0].issuer, "https://127.0.0.1:6443");
         let summary = world.summary(&|_| None);
         assert_eq!(
@@ -737,6 +739,17 @@ mod tests {
             "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/approuting-demo-rg/providers/Microsoft.Network/dnszones/example.com"
         );
         assert_eq!(summary["identities"][0]["clientId"], scenario::seed000::CLIENT_ID);
+        assert_eq!(summary["identities"][0]["assignedToNodes"], false);
+        assert_eq!(summary["identities"][1]["assignedToNodes"], true);
+    }
+
+    #[test]
+    fn a_node_identity_must_name_an_identity_of_the_scenario() {
+        let (ca, _) = CertAuthority::generate("t").expect("ca");
+        let mut scenario = Scenario::seed000();
+        scenario.node_identities.push("no-such-identity".into());
+        let err = World::load(&scenario, &ca, Some("https://127.0.0.1:6443")).expect_err("refused");
+        assert!(err.to_string().contains("no-such-identity"), "{err}");
     }
 
     #[test]
