@@ -1,16 +1,21 @@
 //! The Azure client routewarden's workers call: one per process, holding the transport, the
-//! cloud, and caches of what is expensive to redo — one credential per workload identity (it
-//! caches tokens per scope), one Key Vault client pair per (vault, identity) (it caches the 401
-//! challenge), one ARM pipeline per identity. SDK retries are off: a failed call comes back at
+//! cloud, and caches of what is expensive to redo — one credential per [`Principal`] (it caches
+//! tokens per scope), one Key Vault client pair per (vault, identity) (it caches the 401
+//! challenge), one ARM pipeline per principal. SDK retries are off: a failed call comes back at
 //! once, classified ([`AzureError`]), and the caller's work queue decides when to try again, so
 //! one throttled zone never holds a worker.
 //!
-//! Identities are Entra workload identities federated with Kubernetes ServiceAccounts; the
-//! assertion for each token exchange comes from an [`AssertionProvider`] (in the daemon, the
-//! Kubernetes TokenRequest API with audience `api://AzureADTokenExchange`).
+//! A principal is either an Entra workload identity federated with a Kubernetes ServiceAccount
+//! ([`IdentityKey`]; the assertion for each token exchange comes from an [`AssertionProvider`] —
+//! in the daemon, the Kubernetes TokenRequest API with audience `api://AzureADTokenExchange`), or
+//! a managed identity assigned to the daemon's own VM, whose tokens come from the instance
+//! metadata service ([`crate::imds`]). Key Vault is read as workload identities only; ARM DNS is
+//! written as either.
 
 use crate::cloud::Cloud;
 use crate::error::{AzureError, Kind, body_error, retry_after};
+use crate::imds::{ImdsCredential, ImdsEndpoint};
+use crate::transport::{TransportConfig, build_imds_client};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
@@ -34,6 +39,26 @@ pub struct IdentityKey {
     pub client_id: String,
     pub namespace: String,
     pub service_account: String,
+}
+
+/// Who an ARM call is made as.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Principal {
+    /// A workload identity: tokens exchanged for the ServiceAccount's assertion at Entra.
+    Workload(IdentityKey),
+    /// The user-assigned managed identity with this client id, assigned to the VM the daemon
+    /// runs on: tokens from the instance metadata service.
+    Managed { client_id: String },
+}
+
+impl Principal {
+    /// The Entra application (client) id the tokens are for.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Principal::Workload(id) => &id.client_id,
+            Principal::Managed { client_id } => client_id,
+        }
+    }
 }
 
 /// Mints the client assertion (a ServiceAccount token) for a token exchange.
@@ -177,16 +202,19 @@ pub struct AzureClient {
     assertions: Arc<dyn AssertionProvider>,
     /// Key Vault's challenge must name the vault's own domain; off only for IP-addressed vaults.
     verify_challenge: bool,
-    credentials: Mutex<HashMap<IdentityKey, Arc<dyn TokenCredential>>>,
+    /// The instance metadata service's token endpoint; `None`: IMDS's own address.
+    imds: Option<ImdsEndpoint>,
+    credentials: Mutex<HashMap<Principal, Arc<dyn TokenCredential>>>,
     vaults: Mutex<HashMap<(String, IdentityKey), VaultClients>>,
-    arm: Mutex<HashMap<IdentityKey, Arc<Pipeline>>>,
+    arm: Mutex<HashMap<Principal, Arc<Pipeline>>>,
 }
 
 impl std::fmt::Debug for AzureClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureClient")
             .field("cloud", &self.cloud.name)
-            .field("identities", &lock(&self.credentials).len())
+            .field("imds", &self.imds.as_ref().map(|e| e.url.as_str()))
+            .field("principals", &lock(&self.credentials).len())
             .field("vault_clients", &lock(&self.vaults).len())
             .finish_non_exhaustive()
     }
@@ -232,6 +260,7 @@ impl AzureClient {
             options,
             assertions,
             verify_challenge: true,
+            imds: None,
             credentials: Mutex::new(HashMap::new()),
             vaults: Mutex::new(HashMap::new()),
             arm: Mutex::new(HashMap::new()),
@@ -244,28 +273,52 @@ impl AzureClient {
         self
     }
 
+    /// Managed identities get their tokens from `endpoint` instead of IMDS's own address
+    /// ([`crate::imds::DEFAULT_ENDPOINT`]).
+    pub fn with_managed_identity_endpoint(mut self, endpoint: ImdsEndpoint) -> Self {
+        self.imds = Some(endpoint);
+        self
+    }
+
     pub fn cloud(&self) -> &Cloud {
         &self.cloud
     }
 
-    /// The cached credential of `id` (created on first use).
-    pub fn credential(&self, id: &IdentityKey) -> Result<Arc<dyn TokenCredential>, AzureError> {
-        if let Some(c) = lock(&self.credentials).get(id) {
+    fn imds_endpoint(&self) -> Result<ImdsEndpoint, AzureError> {
+        if let Some(e) = &self.imds {
+            return Ok(e.clone());
+        }
+        let bad = |e: String| AzureError::new("create credential", Kind::Other, e);
+        let url = azure_core::http::Url::parse(crate::imds::DEFAULT_ENDPOINT).map_err(|e| bad(e.to_string()))?;
+        let config =
+            TransportConfig { timeout: Some(std::time::Duration::from_secs(30)), ..TransportConfig::default() };
+        let http = build_imds_client(&config).map_err(|e| bad(e.to_string()))?;
+        Ok(ImdsEndpoint::new(url, http))
+    }
+
+    /// The cached credential of `principal` (created on first use).
+    pub fn credential(&self, principal: &Principal) -> Result<Arc<dyn TokenCredential>, AzureError> {
+        if let Some(c) = lock(&self.credentials).get(principal) {
             return Ok(c.clone());
         }
-        let assertion = Assertion {
-            provider: self.assertions.clone(),
-            namespace: id.namespace.clone(),
-            service_account: id.service_account.clone(),
+        let credential: Arc<dyn TokenCredential> = match principal {
+            Principal::Workload(id) => {
+                let assertion = Assertion {
+                    provider: self.assertions.clone(),
+                    namespace: id.namespace.clone(),
+                    service_account: id.service_account.clone(),
+                };
+                ClientAssertionCredential::new(
+                    id.tenant_id.clone(),
+                    id.client_id.clone(),
+                    assertion,
+                    Some(ClientAssertionCredentialOptions { client_options: self.options.clone() }),
+                )
+                .map_err(|e| AzureError::from_core("create credential", e))?
+            }
+            Principal::Managed { client_id } => Arc::new(ImdsCredential::new(self.imds_endpoint()?, client_id.clone())),
         };
-        let credential: Arc<dyn TokenCredential> = ClientAssertionCredential::new(
-            id.tenant_id.clone(),
-            id.client_id.clone(),
-            assertion,
-            Some(ClientAssertionCredentialOptions { client_options: self.options.clone() }),
-        )
-        .map_err(|e| AzureError::from_core("create credential", e))?;
-        Ok(lock(&self.credentials).entry(id.clone()).or_insert(credential).clone())
+        Ok(lock(&self.credentials).entry(principal.clone()).or_insert(credential).clone())
     }
 
     fn vault_clients(
@@ -277,7 +330,7 @@ impl AzureClient {
         if let Some(c) = lock(&self.vaults).get(&key) {
             return Ok(c.clone());
         }
-        let credential = self.credential(id)?;
+        let credential = self.credential(&Principal::Workload(id.clone()))?;
         let certs = CertificateClient::new(
             vault_url,
             credential.clone(),
@@ -432,7 +485,7 @@ impl AzureClient {
         Ok(last_segment(secret.id.as_deref()))
     }
 
-    fn arm_pipeline(&self, id: &IdentityKey) -> Result<Arc<Pipeline>, AzureError> {
+    fn arm_pipeline(&self, id: &Principal) -> Result<Arc<Pipeline>, AzureError> {
         if let Some(p) = lock(&self.arm).get(id) {
             return Ok(p.clone());
         }
@@ -480,7 +533,7 @@ impl AzureClient {
     async fn arm_send(
         &self,
         op: &'static str,
-        id: &IdentityKey,
+        id: &Principal,
         method: Method,
         url: azure_core::http::Url,
         body: Option<serde_json::Value>,
@@ -522,7 +575,7 @@ impl AzureClient {
     /// Creates or replaces a record set, conditionally, in one PUT; returns the new etag.
     pub async fn put_record_set(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
         name: &str,
         kind: RecordKind,
@@ -544,7 +597,7 @@ impl AzureClient {
     /// tell "gone" (success) from "changed by someone else" (the 412 stands).
     pub async fn delete_record_set(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
         name: &str,
         kind: RecordKind,
@@ -566,7 +619,7 @@ impl AzureClient {
     /// One record set, or `None`.
     pub async fn get_record_set(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
         name: &str,
         kind: RecordKind,
@@ -583,14 +636,30 @@ impl AzureClient {
     /// and the number of record sets of all types (for headroom against the zone limit).
     pub async fn list_record_sets(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
     ) -> Result<(Vec<StoredRecordSet>, u64), AzureError> {
+        self.list_record_sets_paced(id, zone, || async {}).await
+    }
+
+    /// [`AzureClient::list_record_sets`], awaiting `before_page` before each page request: the
+    /// caller's rate limit counts every page, as Azure does.
+    pub async fn list_record_sets_paced<F, Fut>(
+        &self,
+        id: &Principal,
+        zone: &ZoneRef,
+        mut before_page: F,
+    ) -> Result<(Vec<StoredRecordSet>, u64), AzureError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         const OP: &str = "list record sets";
         let mut url = self.record_url(zone, None, None)?;
         let mut out = Vec::new();
         let mut total = 0u64;
         loop {
+            before_page().await;
             let (_, page) = self.arm_send(OP, id, Method::Get, url, None, None).await?;
             let items = page["value"].as_array().cloned().unwrap_or_default();
             total += items.len() as u64;

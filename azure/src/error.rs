@@ -81,7 +81,8 @@ impl AzureError {
     ) -> Self {
         let kind = match (status, code.as_deref()) {
             (429, _) => Kind::Throttled,
-            (500..=599, _) | (408, _) => Kind::Transient,
+            // 410: the instance metadata service is being updated (documented: retry).
+            (500..=599, _) | (408, _) | (410, _) => Kind::Transient,
             (401, _) => Kind::Authentication,
             (403, Some("SecretDisabled")) => Kind::Disabled,
             (403, _) => Kind::Forbidden,
@@ -116,7 +117,9 @@ impl AzureError {
                 )
             }
             K::Credential => AzureError::new(operation, Kind::Authentication, chain(&e)),
-            K::Io => AzureError::new(operation, Kind::Transient, chain(&e)),
+            // Connection: the request never left (refused, unreachable, no TLS handshake);
+            // safe to retry.
+            K::Io | K::Connection => AzureError::new(operation, Kind::Transient, chain(&e)),
             _ => AzureError::new(operation, Kind::Other, chain(&e)),
         }
     }
@@ -171,6 +174,7 @@ mod tests {
         let cases = [
             (429, None, Kind::Throttled, true),
             (503, None, Kind::Transient, true),
+            (410, None, Kind::Transient, true),
             (401, None, Kind::Authentication, false),
             (403, Some("ForbiddenByRbac"), Kind::Forbidden, false),
             (403, Some("SecretDisabled"), Kind::Disabled, false),
@@ -191,6 +195,15 @@ mod tests {
             None,
         );
         assert_eq!(e.to_string(), "failed to put record set: 412 PreconditionFailed: etag mismatch");
+    }
+
+    #[test]
+    fn connection_failures_and_io_errors_are_retried_credential_failures_are_not() {
+        use azure_core::error::ErrorKind as K;
+        let kind = |k: K| AzureError::from_core("get token", azure_core::Error::with_message(k, "m")).kind;
+        assert_eq!(kind(K::Connection), Kind::Transient);
+        assert_eq!(kind(K::Io), Kind::Transient);
+        assert_eq!(kind(K::Credential), Kind::Authentication);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the platform's roots plus any extra CA, and host-resolution overrides — exact names or
 //! `*.suffix` wildcards mapped to an address *and port*. That is what an air-gapped cloud with a
 //! private CA needs, and how the sandbox serves `https://<vault>.vault.azure.net/...` URIs from a
-//! loopback port without changing them.
+//! loopback port without changing them. The instance metadata service gets a client of its own,
+//! the one place plain HTTP is allowed.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::SocketAddr;
@@ -87,9 +88,20 @@ impl Resolve for OverrideResolver {
     }
 }
 
-/// Builds the client.
+/// Builds the client for Azure's services: HTTPS only.
 pub fn build_client(config: &TransportConfig) -> Result<reqwest::Client, TransportError> {
-    let mut builder = reqwest::Client::builder().https_only(true);
+    builder(config, reqwest::Client::builder().https_only(true))
+}
+
+/// Builds the client for the instance metadata service's token endpoint: the same CA and
+/// overrides (the sandbox serves it over HTTPS), but plain HTTP allowed — the real one is
+/// `http://169.254.169.254` — and never through a proxy, which must not see a node's tokens (and
+/// could not reach a link-local address anyway).
+pub fn build_imds_client(config: &TransportConfig) -> Result<reqwest::Client, TransportError> {
+    builder(config, reqwest::Client::builder().no_proxy())
+}
+
+fn builder(config: &TransportConfig, mut builder: reqwest::ClientBuilder) -> Result<reqwest::Client, TransportError> {
     if let Some((origin, pem)) = &config.extra_ca {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| TransportError::Ca { origin: origin.clone(), detail: e.to_string() })?;

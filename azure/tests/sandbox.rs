@@ -1,10 +1,11 @@
 //! routewarden's Azure adapters against local Azure (routewarden-sandbox-azure): workload identity
-//! token exchange, Key Vault metadata and secrets, conditional ARM DNS writes, paging, and the
-//! classification of every failure a worker has to act on.
+//! token exchange, managed-identity tokens from the instance metadata service, Key Vault metadata
+//! and secrets, conditional ARM DNS writes, paging, and the classification of every failure a
+//! worker has to act on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use routewarden_azure::transport::{TransportConfig, build_client};
+use routewarden_azure::transport::{TransportConfig, build_client, build_imds_client};
 use routewarden_azure::*;
 use routewarden_sandbox_azure::scenario::seed000;
 use routewarden_sandbox_azure::{AzureSandbox, AzureSandboxConfig, Bucket, CertAuthority, FaultConfig, RateLimits};
@@ -55,14 +56,23 @@ async fn env() -> Env {
         .iter()
         .map(|o| format!("{}=127.0.0.1:{}", o.host, o.port).parse().unwrap())
         .collect();
-    let http = build_client(&TransportConfig {
+    let transport = TransportConfig {
         extra_ca: Some(("sandbox CA".into(), sandbox.ca_pem().as_bytes().to_vec())),
         overrides,
         timeout: None,
-    })
-    .unwrap();
-    let azure = AzureClient::new(Cloud::public(), http, Arc::new(Issuer(key)));
+    };
+    let http = build_client(&transport).unwrap();
+    let imds = ImdsEndpoint::new(
+        sandbox.endpoints().managed_identity_endpoint.parse().unwrap(),
+        build_imds_client(&transport).unwrap(),
+    );
+    let azure = AzureClient::new(Cloud::public(), http, Arc::new(Issuer(key))).with_managed_identity_endpoint(imds);
     Env { sandbox, azure }
+}
+
+/// The seed's workload identity as an ARM principal.
+fn workload(namespace: &str) -> Principal {
+    Principal::Workload(identity(namespace))
 }
 
 fn identity(namespace: &str) -> IdentityKey {
@@ -179,7 +189,7 @@ fn a_record(ip: &str) -> RecordSet {
 #[tokio::test]
 async fn writes_record_sets_only_under_the_expected_precondition() {
     let Env { azure, sandbox: _running } = env().await;
-    let id = identity("app-a");
+    let id = workload("app-a");
     for private in [false, true] {
         let zone = zone(private);
         let etag = azure
@@ -217,7 +227,7 @@ async fn writes_record_sets_only_under_the_expected_precondition() {
 #[tokio::test]
 async fn lists_every_record_set_across_pages() {
     let Env { azure, sandbox: _running } = env().await;
-    let id = identity("app-a");
+    let id = workload("app-a");
     let zone = zone(false);
     for i in 0..130 {
         azure
@@ -245,7 +255,7 @@ async fn lists_every_record_set_across_pages() {
 #[tokio::test]
 async fn reports_throttling_with_retry_after_and_never_retries_by_itself() {
     let Env { sandbox, azure } = env().await;
-    let id = identity("app-a");
+    let id = workload("app-a");
     let limits = RateLimits {
         enabled: true,
         public_zone_writes: Bucket { limit: 1, period_seconds: 3600.0 },
@@ -286,4 +296,83 @@ async fn seed_000_roles_follow_rotation_through_secret_metadata_alone() {
     assert_eq!(back.version, current.version, "a disabled newest version is skipped");
     let secret = azure.certificate_secret(&id, &vault_url(), seed000::CERTIFICATE, &back.version).await.unwrap();
     assert!(!secret.value.is_empty());
+}
+
+fn imds_token_calls(sandbox: &AzureSandbox) -> u64 {
+    sandbox.calls().total("imds", "Token")
+}
+
+#[tokio::test]
+async fn writes_a_record_set_as_the_nodes_managed_identity() {
+    let Env { sandbox, azure } = env().await;
+    let node = Principal::Managed { client_id: seed000::NODE_CLIENT_ID.into() };
+    let etag = azure
+        .put_record_set(&node, &zone(false), "mi", RecordKind::A, &a_record("20.0.0.7"), &Precondition::Absent)
+        .await
+        .unwrap();
+    let stored = azure.get_record_set(&node, &zone(false), "mi", RecordKind::A).await.unwrap().unwrap();
+    assert_eq!((stored.set, stored.etag), (a_record("20.0.0.7"), etag.clone()));
+    let (sets, _) = azure.list_record_sets(&node, &zone(false)).await.unwrap();
+    assert!(sets.iter().any(|s| s.name == "mi"));
+    azure.delete_record_set(&node, &zone(false), "mi", RecordKind::A, &etag).await.unwrap();
+    assert_eq!(imds_token_calls(&sandbox), 1, "one IMDS token serves every call");
+    // The credential keeps it too (for every pipeline that shares it), until near its expiry.
+    let credential = azure.credential(&node).unwrap();
+    let scope = Cloud::public().resource_manager_scope();
+    let token = credential.get_token(&[scope.as_str()], None).await.unwrap();
+    assert!(token.expires_on > azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::minutes(50));
+    assert_eq!(imds_token_calls(&sandbox), 1, "the credential's cache answered");
+    assert_eq!(sandbox.calls().service_total("entra"), 0, "a managed identity never goes to Entra");
+
+    // Its only role is on the public zone.
+    let forbidden = azure
+        .put_record_set(&node, &zone(true), "mi", RecordKind::A, &a_record("20.0.0.7"), &Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(forbidden.kind, Kind::Forbidden, "{forbidden}");
+}
+
+#[tokio::test]
+async fn a_managed_identity_the_node_does_not_have_fails_authentication_naming_it() {
+    let Env { sandbox, azure } = env().await;
+    let stranger = "11111111-2222-3333-4444-555555555555";
+    let missing = Principal::Managed { client_id: stranger.into() };
+    let e = azure.get_record_set(&missing, &zone(false), "x", RecordKind::A).await.unwrap_err();
+    assert_eq!(e.kind, Kind::Authentication, "{e}");
+    assert!(!e.kind.retryable());
+    let text = e.to_string();
+    assert!(text.contains(stranger) && text.contains("Identity not found"), "{text}");
+    assert_eq!(sandbox.calls().get("imds", "Token", 400), 1);
+    assert_eq!(sandbox.calls().service_total("arm"), 0, "no ARM call without a token");
+}
+
+#[tokio::test]
+async fn imds_outages_and_an_unreachable_endpoint_are_retryable() {
+    use routewarden_sandbox_azure::FaultRule;
+    let Env { sandbox, azure } = env().await;
+    sandbox.admin().set_faults(FaultConfig {
+        faults: vec![FaultRule { service: Some("imds".into()), error_503: 1.0, ..FaultRule::default() }],
+        ..FaultConfig::default()
+    });
+    let node = Principal::Managed { client_id: seed000::NODE_CLIENT_ID.into() };
+    let e = azure.get_record_set(&node, &zone(false), "x", RecordKind::A).await.unwrap_err();
+    assert_eq!((e.kind, e.status), (Kind::Transient, Some(503)), "{e}");
+    assert!(e.retry_after.is_some(), "IMDS's Retry-After is kept: {e:?}");
+    assert_eq!(imds_token_calls(&sandbox), 1, "no retry inside the credential");
+    sandbox.admin().set_faults(FaultConfig::default());
+    assert!(azure.get_record_set(&node, &zone(false), "x", RecordKind::A).await.unwrap().is_none());
+
+    // Nothing listening at the endpoint (not on Azure, IMDS blocked): a connection failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metadata/identity/oauth2/token", closed.local_addr().unwrap()).parse().unwrap();
+    drop(closed);
+    let http = build_client(&TransportConfig::default()).unwrap();
+    let nowhere = AzureClient::new(Cloud::public(), http, Arc::new(Issuer(EncodingKey::from_secret(b"unused"))))
+        .with_managed_identity_endpoint(ImdsEndpoint::new(
+            url,
+            build_imds_client(&TransportConfig::default()).unwrap(),
+        ));
+    let e = nowhere.get_record_set(&node, &zone(false), "x", RecordKind::A).await.unwrap_err();
+    assert_eq!(e.kind, Kind::Transient, "{e}");
+    assert!(e.to_string().contains(seed000::NODE_CLIENT_ID), "{e}");
 }

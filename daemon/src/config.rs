@@ -3,8 +3,8 @@
 //! operator can act on instead of failing later on the first Azure call.
 
 use crate::cli::AzureArgs;
-use routewarden_azure::Cloud;
-use routewarden_azure::transport::{TransportConfig, build_client};
+use routewarden_azure::transport::{TransportConfig, build_client, build_imds_client};
+use routewarden_azure::{Cloud, ImdsEndpoint};
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,11 +27,14 @@ pub struct AzureSettings {
     pub default_tenant: Option<String>,
     /// The one HTTP client every Azure call goes through.
     pub http: reqwest::Client,
+    /// Where managed-identity tokens come from, and the client that reaches it.
+    pub managed_identity: ImdsEndpoint,
 }
 
 impl AzureSettings {
     pub fn from_args(args: &AzureArgs) -> Result<Self, ConfigError> {
-        let AzureArgs { azure_cloud, tenant_id, azure_extra_ca, azure_host_overrides } = args;
+        let AzureArgs { azure_cloud, tenant_id, azure_extra_ca, azure_host_overrides, managed_identity_endpoint } =
+            args;
         let cloud = match Cloud::named(azure_cloud) {
             Ok(c) => c,
             Err(_) if Path::new(azure_cloud).is_file() => {
@@ -58,8 +61,25 @@ impl AzureSettings {
             timeout: Some(Duration::from_secs(30)),
         };
         let http = build_client(&transport).map_err(|e| bad("--azure-extra-ca", e))?;
-        Ok(AzureSettings { cloud, default_tenant: tenant_id.clone(), http })
+        let url = imds_url(managed_identity_endpoint).map_err(|e| bad("--managed-identity-endpoint", e))?;
+        let imds_http = build_imds_client(&transport).map_err(|e| bad("--azure-extra-ca", e))?;
+        Ok(AzureSettings {
+            cloud,
+            default_tenant: tenant_id.clone(),
+            http,
+            managed_identity: ImdsEndpoint::new(url, imds_http),
+        })
     }
+}
+
+/// The token endpoint: an absolute http(s) URL with a host; its own query (none, normally) is
+/// kept and the token request's parameters are added to it.
+fn imds_url(s: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?} is not an http(s) URL with a host"));
+    }
+    Ok(url)
 }
 
 /// A Kubernetes client: from `kubeconfig` when given, else the in-cluster configuration, else

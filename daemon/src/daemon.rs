@@ -136,11 +136,10 @@ pub async fn run_reporting(
     if let Some(client) = kube_client {
         // One Azure client for both controllers: one token cache per identity, one HTTP pool.
         let assertions = std::sync::Arc::new(crate::tls::kubeio::TokenRequests(client.clone()));
-        let azure_client = std::sync::Arc::new(routewarden_azure::AzureClient::new(
-            azure.cloud.clone(),
-            azure.http.clone(),
-            assertions,
-        ));
+        let azure_client = std::sync::Arc::new(
+            routewarden_azure::AzureClient::new(azure.cloud.clone(), azure.http.clone(), assertions)
+                .with_managed_identity_endpoint(azure.managed_identity.clone()),
+        );
         let settings = crate::config::tls_settings(&tls, &azure);
         tasks = crate::tls::start(
             client.clone(),

@@ -1,6 +1,6 @@
 //! `routewarden run` validates its Azure settings before it touches anything: each bad value
 //! stops it with exit code 2 and a message naming the flag; good ones (a custom cloud from an ARM
-//! endpoints file, an extra CA, host overrides) start it.
+//! endpoints file, an extra CA, host overrides, an https managed-identity endpoint) start it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -65,6 +65,18 @@ fn bad_azure_settings_stop_the_daemon_naming_the_flag() {
             vec!["--azure-host-override", "HOST=IP:PORT"],
         ),
         (
+            "managed identity endpoint that is not http(s)",
+            vec!["--managed-identity-endpoint", "ftp://169.254.169.254/metadata/identity/oauth2/token"],
+            vec![],
+            vec!["--managed-identity-endpoint", "ftp://169.254.169.254", "http(s)"],
+        ),
+        (
+            "managed identity endpoint from the environment that is not a URL",
+            vec![],
+            vec![("ROUTEWARDEN_MANAGED_IDENTITY_ENDPOINT", "169.254.169.254")],
+            vec!["--managed-identity-endpoint", "not a URL"],
+        ),
+        (
             "malformed host override from the environment",
             vec![],
             vec![("ROUTEWARDEN_AZURE_HOST_OVERRIDES", "a=127.0.0.1:1,b")],
@@ -106,6 +118,7 @@ fn a_custom_cloud_with_an_extra_ca_and_overrides_starts() {
         .arg(&ca_file)
         .args(["--azure-host-override", "login.local.azurestack.external=127.0.0.1:4443"])
         .args(["--azure-host-override", "*.vault.local.azurestack.external=127.0.0.1:4444"])
+        .args(["--managed-identity-endpoint", "https://imds.local.azurestack.external/metadata/identity/oauth2/token"])
         .arg("--journal-dir")
         .arg(tmp.path().join("journal"))
         .stderr(Stdio::piped())

@@ -130,6 +130,8 @@ impl Env {
             args.push("--azure-host-override".into());
             args.push(format!("{}=127.0.0.1:{}", o.host, o.port));
         }
+        args.push("--managed-identity-endpoint".into());
+        args.push(self.azure.endpoints().managed_identity_endpoint.clone());
         args.extend(self.options.daemon_flags.iter().cloned());
         args
     }

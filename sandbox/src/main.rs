@@ -318,11 +318,12 @@ fn print_endpoints(sandbox: &Sandbox) {
                 let overrides: Vec<String> =
                     e.host_overrides.iter().map(|o| format!("{}=127.0.0.1:{}", o.host, o.port)).collect();
                 println!(
-                    "  routewarden:    --kubeconfig {} --tenant-id {} --azure-extra-ca {} --azure-host-override {}",
+                    "  routewarden:    --kubeconfig {} --tenant-id {} --azure-extra-ca {} --azure-host-override {} --managed-identity-endpoint {}",
                     dir.join("kubeconfig").display(),
                     azure.scenario_json()["tenantId"].as_str().unwrap_or_default(),
                     dir.join("ca.crt").display(),
-                    overrides.join(",")
+                    overrides.join(","),
+                    e.managed_identity_endpoint
                 );
             }
         }

@@ -231,7 +231,8 @@ impl Sandbox {
 }
 
 /// `routewarden run` flags that point it at this sandbox: its kubeconfig, local Azure's tenant,
-/// CA and host names, and an admin endpoint on any free loopback port.
+/// CA, host names and instance metadata token endpoint, and an admin endpoint on any free
+/// loopback port.
 fn daemon_flags(dir: &Path, journal_dir: &Path, azure: &AzureSandbox, options: &DaemonOptions) -> Vec<String> {
     let scenario = azure.scenario_json();
     let tenant =
@@ -256,5 +257,7 @@ fn daemon_flags(dir: &Path, journal_dir: &Path, azure: &AzureSandbox, options: &
         flags.push("--azure-host-override".into());
         flags.push(format!("{}=127.0.0.1:{}", o.host, o.port));
     }
+    flags.push("--managed-identity-endpoint".into());
+    flags.push(azure.endpoints().managed_identity_endpoint.clone());
     flags
 }

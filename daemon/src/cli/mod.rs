@@ -222,6 +222,16 @@ pub struct AzureArgs {
         value_delimiter = ','
     )]
     pub azure_host_overrides: Vec<routewarden_azure::transport::HostOverride>,
+    /// Token endpoint of the instance metadata service, where DNS resources with
+    /// `identity.type: managedIdentity` get tokens of the node's managed identity (plain http is
+    /// allowed here only).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ROUTEWARDEN_MANAGED_IDENTITY_ENDPOINT",
+        default_value = routewarden_azure::imds::DEFAULT_ENDPOINT
+    )]
+    pub managed_identity_endpoint: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

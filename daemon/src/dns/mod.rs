@@ -27,7 +27,7 @@ pub mod worker;
 
 use crate::crd::conditions::reason;
 use crate::crd::convert::{DnsConfig, DnsIdentity};
-use routewarden_azure::{IdentityKey, RecordKind};
+use routewarden_azure::{IdentityKey, Principal, RecordKind};
 use routewarden_planner::dns::Plan;
 use routewarden_store::{RecordSetKey, RecordType};
 use std::collections::HashMap;
@@ -168,20 +168,17 @@ pub fn resource_of(owner: &str) -> &str {
 }
 
 /// The Azure identity a DNS resource writes with: its ServiceAccount's client id, exchanged
-/// through the ServiceAccount's federated credential.
+/// through the ServiceAccount's federated credential; or the daemon's managed identity with the
+/// resource's client id, whose tokens come from the instance metadata service (nothing to look
+/// up here: whether the node has that identity shows on the first token request).
 pub fn identity_key(
     config: &DnsConfig,
     caches: &sources::Caches,
     default_tenant: Option<&str>,
-) -> Result<IdentityKey, Unavailable> {
+) -> Result<Principal, Unavailable> {
     let (namespace, service_account) = match &config.identity {
         DnsIdentity::Workload { namespace, service_account } => (namespace, service_account),
-        DnsIdentity::Managed { .. } => {
-            return Err(Unavailable {
-                reason: reason::IDENTITY_UNAVAILABLE,
-                message: "identity.type managedIdentity is not supported yet; use workloadIdentity".into(),
-            });
-        }
+        DnsIdentity::Managed { client_id } => return Ok(Principal::Managed { client_id: client_id.clone() }),
     };
     let Some(sa) = caches.service_account(namespace, service_account) else {
         return Err(Unavailable {
@@ -207,12 +204,12 @@ pub fn identity_key(
             message: "no tenant: set spec.tenantId or start routewarden with --tenant-id".into(),
         });
     };
-    Ok(IdentityKey {
+    Ok(Principal::Workload(IdentityKey {
         tenant_id,
         client_id: client_id.clone(),
         namespace: namespace.clone(),
         service_account: service_account.clone(),
-    })
+    }))
 }
 
 /// Starts the DNS controller: watches, the planner loop, the workers, the zone verifier and the

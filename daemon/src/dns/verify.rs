@@ -22,7 +22,7 @@ use super::limits::Call;
 use super::worker::{Workers, owned_by_cluster, zone_labels};
 use super::{KIND_APPLY, ZoneHealth, identity_key, lock, metadata, parse_key, resource_of};
 use crate::crd::conditions::reason;
-use routewarden_azure::{IdentityKey, Kind, RecordKind, StoredRecordSet, ZoneRef};
+use routewarden_azure::{Kind, Principal, RecordKind, StoredRecordSet, ZoneRef};
 use routewarden_planner::zone::Zone;
 use routewarden_store::{
     AppliedRecordSet, DesiredRecordSet, Enqueued, ItemState, NewEvent, RecordSetKey, RecordType, ReportedRecord, Time,
@@ -171,7 +171,7 @@ pub fn compare(
 /// A zone to verify: how, with whose identity, and which resources use it.
 struct Target {
     zone: ZoneRef,
-    id: IdentityKey,
+    id: Principal,
     /// Every valid resource naming the zone: when this changes (one is deleted, another added),
     /// the zone is verified again at once, so records left behind show up as stale without
     /// waiting for the interval.
@@ -252,15 +252,18 @@ fn health_of(e: &routewarden_azure::AzureError, zone: &str) -> ZoneHealth {
 
 /// Lists one zone and brings the journal, metrics and shared health up to date.
 #[tracing::instrument(skip(w, id), fields(zone = %zone.id))]
-pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &IdentityKey) {
+pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal) {
     let parsed = Zone::parse(&zone.id).ok();
     let labels = zone_labels(parsed.as_ref(), &zone.id);
     let name = labels.zone.clone();
-    while let Err(wait) = w.limits.acquire(Call::ListPage, &zone.id, zone.private, &id.client_id).await {
-        tokio::time::sleep(wait).await;
-    }
     let listed_at = Time::now();
-    let listed = w.azure.list_record_sets(id, zone).await;
+    // Every page takes a token of the zone's list bucket and the subscription's read bucket.
+    let pace = || async {
+        while let Err(wait) = w.limits.acquire(Call::ListPage, &zone.id, zone.private, id.client_id()).await {
+            tokio::time::sleep(wait).await;
+        }
+    };
+    let listed = w.azure.list_record_sets_paced(id, zone, pace).await;
     w.metrics
         .dns_request("list", if listed.is_ok() { "ok" } else { listed.as_ref().err().map_or("", |e| e.kind.as_str()) });
     let (sets, total) = match listed {

@@ -17,7 +17,7 @@ use super::sources::Caches;
 use super::{DnsSettings, Failure, KIND_APPLY, KIND_PREFIX, SharedState, identity_key, lock, metadata, parse_key};
 use crate::crd::conditions::reason;
 use crate::metrics::Metrics;
-use routewarden_azure::{AzureClient, AzureError, IdentityKey, Kind, Precondition, RecordKind, RecordSet, ZoneRef};
+use routewarden_azure::{AzureClient, AzureError, Kind, Precondition, Principal, RecordKind, RecordSet, ZoneRef};
 use routewarden_planner::zone::Zone;
 use routewarden_store::{AppliedRecordSet, DesiredRecordSet, Journal, NewEvent, RecordSetKey, Time};
 use std::collections::BTreeMap;
@@ -199,8 +199,8 @@ impl Workers {
     }
 
     /// Takes the tokens for `call` on `zone`; `Err(wait)` when the zone's bucket is spent.
-    async fn tokens(&self, call: Call, zone: &ZoneRef, id: &IdentityKey) -> Result<(), Duration> {
-        self.limits.acquire(call, &zone.id, zone.private, &id.client_id).await
+    async fn tokens(&self, call: Call, zone: &ZoneRef, id: &Principal) -> Result<(), Duration> {
+        self.limits.acquire(call, &zone.id, zone.private, id.client_id()).await
     }
 
     /// Keeps the last failure of a record set for status; wakes the status writer on a change.
@@ -222,7 +222,7 @@ impl Workers {
         }
     }
 
-    fn identity_for(&self, owner: &str) -> Result<Option<IdentityKey>, ApplyError> {
+    fn identity_for(&self, owner: &str) -> Result<Option<Principal>, ApplyError> {
         let config = lock(&self.shared).configs.get(super::resource_of(owner)).cloned();
         // The resource was deleted meanwhile: its record sets are retained, nothing to do.
         let Some(config) = config else { return Ok(None) };
@@ -285,7 +285,7 @@ impl Workers {
 
     async fn put(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
         key: &RecordSetKey,
         desired: &DesiredRecordSet,
@@ -386,7 +386,7 @@ impl Workers {
     /// configured and one of the names external-dns uses for it holds the configured owner id.
     async fn adoptable(
         &self,
-        id: &IdentityKey,
+        id: &Principal,
         zone: &ZoneRef,
         key: &RecordSetKey,
         found: &routewarden_azure::StoredRecordSet,
@@ -410,7 +410,7 @@ impl Workers {
 
     /// Deletes an adopted record set's external-dns ownership TXT (best effort: it only costs a
     /// record set if it stays, and the verifier reports nothing for it).
-    async fn delete_registry_txt(&self, id: &IdentityKey, zone: &ZoneRef, txt: &routewarden_azure::StoredRecordSet) {
+    async fn delete_registry_txt(&self, id: &Principal, zone: &ZoneRef, txt: &routewarden_azure::StoredRecordSet) {
         if self.tokens(Call::Delete, zone, id).await.is_err() {
             return;
         }

@@ -227,6 +227,11 @@ impl Entra {
         })
     }
 
+    /// Lifetime of the access tokens it issues, seconds.
+    pub fn token_lifetime(&self) -> i64 {
+        self.token_lifetime
+    }
+
     /// Entra's notion of now, Unix seconds: the real clock plus the offset tests set.
     pub fn now(&self) -> i64 {
         now_unix() + self.clock_offset.load(std::sync::atomic::Ordering::Relaxed)

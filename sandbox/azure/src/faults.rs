@@ -37,7 +37,7 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LatencyRule {
-    /// `entra`, `arm` or `keyvault`; absent matches all.
+    /// `entra`, `imds`, `arm` or `keyvault`; absent matches all.
     #[serde(default)]
     pub service: Option<String>,
     /// An operation name as the call counter shows it; absent matches all.
@@ -55,7 +55,7 @@ pub struct LatencyRule {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultRule {
-    /// `entra`, `arm` or `keyvault`; absent matches all.
+    /// `entra`, `imds`, `arm` or `keyvault`; absent matches all.
     #[serde(default)]
     pub service: Option<String>,
     /// An operation name; absent matches all.

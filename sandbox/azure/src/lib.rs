@@ -1,6 +1,7 @@
-//! Local Azure for the routewarden sandbox: Entra workload identity, Azure Resource Manager with
-//! Azure DNS (public and private zones), and Key Vault, served over HTTPS on loopback ports,
-//! faithful enough for the official Azure SDKs and the Azure CLI.
+//! Local Azure for the routewarden sandbox: Entra workload identity, the instance metadata
+//! service's managed-identity tokens, Azure Resource Manager with Azure DNS (public and private
+//! zones), and Key Vault, served over HTTPS on loopback ports, faithful enough for the official
+//! Azure SDKs and the Azure CLI.
 //!
 //! [`AzureSandbox::start`] takes a CA (to issue the server certificate), a [`Scenario`] (what
 //! exists) and a way to validate Kubernetes ServiceAccount tokens (the issuer URL and a
@@ -8,7 +9,7 @@
 //! for the authority host, one for ARM, one per vault and one for the admin API, and serves them
 //! through a shared pipeline ([`server`]) that routes by `Host` (so the real Azure host names work
 //! when resolved to 127.0.0.1) and applies the fidelity knobs ([`faults`]) before a service
-//! ([`entra`], [`arm`] over [`dns`], [`keyvault`]) answers. Tests read the call counter and drive
+//! ([`entra`], [`imds`], [`arm`] over [`dns`], [`keyvault`]) answers. Tests read the call counter and drive
 //! [`admin::Admin`]; `routewarden-sandbox up` writes [`AzureSandbox::write_files`]'s
 //! `endpoints.json` and `scenario.json`.
 
@@ -19,6 +20,7 @@ pub mod dns;
 pub mod entra;
 pub mod faults;
 pub mod http;
+pub mod imds;
 pub mod keyvault;
 pub mod rbac;
 pub mod scenario;
@@ -168,6 +170,11 @@ pub struct Endpoints {
     pub arm_audience: String,
     /// The Key Vault audience.
     pub key_vault_audience: String,
+    /// The instance metadata service's managed-identity token endpoint,
+    /// `https://127.0.0.1:PORT/metadata/identity/oauth2/token` (every port serves it; the real one
+    /// is `http://169.254.169.254/metadata/identity/oauth2/token`).
+    #[serde(default)]
+    pub managed_identity_endpoint: String,
 }
 
 /// A running local Azure. Dropping it stops every listener.
@@ -241,6 +248,7 @@ impl AzureSandbox {
             host_overrides,
             arm_audience: "https://management.azure.com/".into(),
             key_vault_audience: "https://vault.azure.net".into(),
+            managed_identity_endpoint: format!("https://127.0.0.1:{arm_port}{}", imds::TOKEN_PATH),
         };
         let faults = faults::Faults::new(scenario.faults.clone());
         let ctx = Arc::new(server::Ctx {

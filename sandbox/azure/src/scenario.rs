@@ -5,7 +5,10 @@
 //! private), Key Vaults (with certificates generated at load and plain secrets) and user-assigned
 //! managed identities (with their federated credentials); role assignments sit at tenant level and
 //! name their scope either as a full ARM resource id or with a short form (`zone/example.com`,
-//! `privateZone/…`, `vault/kv-demo`, `resourceGroup/rg`, `subscription/<id>`).
+//! `privateZone/…`, `vault/kv-demo`, `resourceGroup/rg`, `subscription/<id>`). `nodeIdentities`
+//! names the identities assigned to the cluster's nodes, whose tokens the instance metadata
+//! service ([`crate::imds`]) issues — a workload identity's role assignments work the same way
+//! for them.
 //! [`Scenario::seed000`] is the built-in default that mirrors seed 000. [`crate::state`] turns a
 //! scenario into live objects; the loaded world is summarised back as `scenario.json`.
 
@@ -25,6 +28,10 @@ pub struct Scenario {
     /// Role assignments, across all tenants.
     #[serde(default)]
     pub role_assignments: Vec<RoleAssignmentSpec>,
+    /// User-assigned identities (by name, client id or principal id) assigned to the cluster's
+    /// nodes: the instance metadata service issues tokens for these and no others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_identities: Vec<String>,
     /// Azure DNS service limits (defaults: the documented ones).
     #[serde(default)]
     pub dns_limits: DnsLimits,
@@ -358,6 +365,13 @@ pub mod seed000 {
     pub const PRINCIPAL_ID: &str = "00000000-0000-0000-0000-0000000000ab";
     /// The ServiceAccount name in app-a and app-b.
     pub const SERVICE_ACCOUNT: &str = "approuting-demo-sa";
+    /// The managed identity assigned to the cluster's nodes (no federated credentials): tokens
+    /// only from the instance metadata service. DNS Zone Contributor on the public zone.
+    pub const NODE_IDENTITY: &str = "approuting-node-identity";
+    /// Its client id (what `identity: {type: managedIdentity, clientID: …}` names).
+    pub const NODE_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000ba";
+    /// Its principal id.
+    pub const NODE_PRINCIPAL_ID: &str = "00000000-0000-0000-0000-0000000000bb";
 }
 
 impl Scenario {
@@ -372,7 +386,8 @@ impl Scenario {
     /// identity `approuting-demo-identity` with DNS Zone Contributor on the public zone, Private
     /// DNS Zone Contributor on the private zone and Key Vault Secrets User on the vault, and
     /// federated credentials for `approuting-demo-sa` in `app-a` and `app-b` (issuer: the sandbox
-    /// Kubernetes issuer).
+    /// Kubernetes issuer); and identity `approuting-node-identity`, assigned to the nodes (tokens
+    /// from the instance metadata service), with DNS Zone Contributor on the public zone.
     pub fn seed000() -> Self {
         use seed000::*;
         let fic = |ns: &str| FederatedCredentialSpec {
@@ -409,12 +424,20 @@ impl Scenario {
                             }],
                             secrets: vec![],
                         }],
-                        identities: vec![IdentitySpec {
-                            name: IDENTITY.into(),
-                            client_id: CLIENT_ID.into(),
-                            principal_id: PRINCIPAL_ID.into(),
-                            federated_credentials: vec![fic("app-a"), fic("app-b")],
-                        }],
+                        identities: vec![
+                            IdentitySpec {
+                                name: IDENTITY.into(),
+                                client_id: CLIENT_ID.into(),
+                                principal_id: PRINCIPAL_ID.into(),
+                                federated_credentials: vec![fic("app-a"), fic("app-b")],
+                            },
+                            IdentitySpec {
+                                name: NODE_IDENTITY.into(),
+                                client_id: NODE_CLIENT_ID.into(),
+                                principal_id: NODE_PRINCIPAL_ID.into(),
+                                federated_credentials: vec![],
+                            },
+                        ],
                     }],
                 }],
             }],
@@ -434,7 +457,13 @@ impl Scenario {
                     role: "Key Vault Secrets User".into(),
                     scope: format!("vault/{VAULT}"),
                 },
+                RoleAssignmentSpec {
+                    principal: NODE_IDENTITY.into(),
+                    role: "DNS Zone Contributor".into(),
+                    scope: format!("zone/{ZONE}"),
+                },
             ],
+            node_identities: vec![NODE_IDENTITY.into()],
             dns_limits: DnsLimits::default(),
             faults: FaultConfig::default(),
         }

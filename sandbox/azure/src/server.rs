@@ -5,7 +5,8 @@
 //! names, and hands each request to [`serve_request`]. That reads the request whole, picks the
 //! service from the `Host` header (so `login.microsoftonline.com`, `management.azure.com` and
 //! `<vault>.vault.azure.net` work on any port they are resolved to) or else from the port's own
-//! role, names the operation, applies latency and injected faults, runs the service, and counts
+//! role — except the instance metadata service's token path, served on every port ([`imds`]) —
+//! names the operation, applies latency and injected faults, runs the service, and counts
 //! the outcome (admin calls excepted). An injected reset or timeout makes the hyper service fail, which drops the
 //! connection without an answer, as a network fault would.
 
@@ -28,7 +29,7 @@ use crate::entra::Entra;
 use crate::faults::{CallCounter, Fault, Faults};
 use crate::http::{Req, Resp, azure_error, json as json_resp, set_header};
 use crate::state::World;
-use crate::{admin, arm, keyvault};
+use crate::{admin, arm, imds, keyvault};
 
 /// Everything a request handler may touch.
 #[derive(Debug)]
@@ -165,6 +166,7 @@ pub async fn serve_tls<S, B>(
 }
 
 enum Target {
+    Imds,
     Entra,
     Arm,
     Vault(String),
@@ -172,7 +174,11 @@ enum Target {
     Admin,
 }
 
-fn target(ctx: &Ctx, host: &str, role: &PortRole) -> Target {
+fn target(ctx: &Ctx, req: &Req, role: &PortRole) -> Target {
+    if imds::is_token_path(req) {
+        return Target::Imds;
+    }
+    let host = req.host.as_str();
     if LOGIN_HOSTS.contains(&host) {
         return Target::Entra;
     }
@@ -210,10 +216,11 @@ async fn serve_request(ctx: Arc<Ctx>, role: PortRole, req: Request<Incoming>) ->
         }
     };
     let req = Req::new(parts.method, &parts.uri, parts.headers, bytes);
-    let target = target(&ctx, &req.host, &role);
+    let target = target(&ctx, &req, &role);
     let arm_route = matches!(target, Target::Arm).then(|| arm::parse(&req));
     let kv_route = matches!(target, Target::Vault(_)).then(|| keyvault::parse(&req));
     let (service, operation) = match &target {
+        Target::Imds => ("imds", imds::operation(&req)),
         Target::Entra => ("entra", Entra::operation(&req)),
         Target::Arm => ("arm", arm_route.as_ref().map(|r| r.operation(&req.method)).unwrap_or("Unknown")),
         Target::Vault(_) => ("keyvault", kv_route.as_ref().map(keyvault::KvRoute::operation).unwrap_or("Unknown")),
@@ -245,6 +252,7 @@ async fn serve_request(ctx: Arc<Ctx>, role: PortRole, req: Request<Incoming>) ->
     let resp = match injected {
         Some(r) => r,
         None => match (&target, &arm_route, &kv_route) {
+            (Target::Imds, _, _) => imds::handle(&ctx, &req),
             (Target::Entra, _, _) => ctx.entra.handle(&ctx.world, &req).await,
             (Target::Arm, Some(route), _) => arm::handle(&ctx, &req, route),
             (Target::Vault(name), _, Some(route)) => keyvault::handle(&ctx, &req, name, route),
@@ -266,7 +274,12 @@ async fn serve_request(ctx: Arc<Ctx>, role: PortRole, req: Request<Incoming>) ->
 }
 
 fn fault_response(service: &str, status: StatusCode) -> Resp {
-    let mut r = if service == "entra" {
+    let mut r = if service == "imds" {
+        json_resp(
+            status,
+            &json!({"error": "unknown_error", "error_description": "IMDS is unavailable (injected by the sandbox)."}),
+        )
+    } else if service == "entra" {
         json_resp(
             status,
             &json!({"error": "temporarily_unavailable", "error_description": "AADSTS50196: The server is temporarily unavailable (injected by the sandbox).", "error_codes": [50196]}),

@@ -385,6 +385,8 @@ pub struct World {
     pub identities: Vec<Identity>,
     /// Role assignments.
     pub role_assignments: Vec<RoleAssignment>,
+    /// Client ids of the identities assigned to the cluster's nodes (served by IMDS).
+    pub node_identities: Vec<String>,
     /// DNS limits.
     pub dns_limits: DnsLimits,
 }
@@ -405,6 +407,7 @@ impl World {
             vaults: vec![],
             identities: vec![],
             role_assignments: vec![],
+            node_identities: vec![],
             dns_limits: scenario.dns_limits.clone(),
         };
         for tenant in &scenario.tenants {
@@ -551,6 +554,15 @@ impl World {
             let assignment = world.resolve_assignment(&ra.principal, &ra.role, &ra.scope).map_err(invalid)?;
             world.role_assignments.push(assignment);
         }
+        for n in &scenario.node_identities {
+            let client_id = world
+                .identities
+                .iter()
+                .find(|i| [&i.name, &i.client_id, &i.principal_id].iter().any(|k| k.eq_ignore_ascii_case(n)))
+                .map(|i| i.client_id.clone())
+                .ok_or_else(|| invalid(format!("node identity {n:?} names no identity of the scenario")))?;
+            world.node_identities.push(client_id);
+        }
         Ok(world)
     }
 
@@ -621,6 +633,11 @@ impl World {
         self.identities.iter().find(|i| i.client_id.eq_ignore_ascii_case(client_id))
     }
 
+    /// The identities assigned to the cluster's nodes.
+    pub fn node_identities(&self) -> impl Iterator<Item = &Identity> {
+        self.identities.iter().filter(|i| self.node_identities.iter().any(|c| c.eq_ignore_ascii_case(&i.client_id)))
+    }
+
     /// A zone by name (any resource group), public first.
     pub fn zone_by_name(&self, name: &str) -> Option<&Zone> {
         let mut zones: Vec<&Zone> = self.zones.iter().filter(|z| z.name.eq_ignore_ascii_case(name)).collect();
@@ -660,7 +677,10 @@ impl World {
         let identities: Vec<Value> = self
             .identities
             .iter()
-            .map(|i| json!({"name": i.name, "id": i.resource_id(), "tenantId": i.tenant, "clientId": i.client_id, "principalId": i.principal_id, "federatedCredentials": i.federated}))
+            .map(|i| {
+                let on_nodes = self.node_identities.iter().any(|c| c.eq_ignore_ascii_case(&i.client_id));
+                json!({"name": i.name, "id": i.resource_id(), "tenantId": i.tenant, "clientId": i.client_id, "principalId": i.principal_id, "federatedCredentials": i.federated, "assignedToNodes": on_nodes})
+            })
             .collect();
         json!({
             "tenantId": self.tenants.first(),
@@ -705,7 +725,9 @@ mod tests {
         let secret = vault.secrets.get("approuting-demo-cert").expect("backing secret");
         assert!(secret.versions[0].managed);
         assert_eq!(secret.versions[0].version, cert.versions[0].version);
-        assert_eq!(world.role_assignments.len(), 3);
+        assert_eq!(world.role_assignments.len(), 4);
+        let on_nodes: Vec<&str> = world.node_identities().map(|i| i.principal_id.as_str()).collect();
+        assert_eq!(on_nodes, [scenario::seed000::NODE_PRINCIPAL_ID], "only the node identity is on the nodes");
         assert_eq!(world.identities[0].federated[0].issuer, "https://127.0.0.1:6443");
         let summary = world.summary(&|_| None);
         assert_eq!(
@@ -717,6 +739,17 @@ mod tests {
             "/subscriptions/00000000-0000-0000-0000-0000000000f1/resourceGroups/approuting-demo-rg/providers/Microsoft.Network/dnszones/example.com"
         );
         assert_eq!(summary["identities"][0]["clientId"], scenario::seed000::CLIENT_ID);
+        assert_eq!(summary["identities"][0]["assignedToNodes"], false);
+        assert_eq!(summary["identities"][1]["assignedToNodes"], true);
+    }
+
+    #[test]
+    fn a_node_identity_must_name_an_identity_of_the_scenario() {
+        let (ca, _) = CertAuthority::generate("t").expect("ca");
+        let mut scenario = Scenario::seed000();
+        scenario.node_identities.push("no-such-identity".into());
+        let err = World::load(&scenario, &ca, Some("https://127.0.0.1:6443")).expect_err("refused");
+        assert!(err.to_string().contains("no-such-identity"), "{err}");
     }
 
     #[test]

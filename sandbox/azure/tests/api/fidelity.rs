@@ -194,7 +194,7 @@ async fn the_admin_http_endpoint_rotates_disables_assigns_lists_and_sets_faults(
     let (status, _, a) = h.send(Method::POST, &format!("{admin}/admin/role-assignments"), None, Some(json!({"principal": seed000::IDENTITY, "role": "Reader", "scope": format!("subscription/{}", seed000::SUBSCRIPTION)})), &[]).await;
     assert_eq!(status, 200, "{a}");
     let (_, _, all) = h.send(Method::GET, &format!("{admin}/admin/role-assignments"), None, None, &[]).await;
-    assert_eq!(all.as_array().map(Vec::len), Some(4));
+    assert_eq!(all.as_array().map(Vec::len), Some(5), "seed 000's four and the new one");
     let (status, _, _) = h
         .send(
             Method::DELETE,
@@ -303,7 +303,7 @@ async fn the_admin_client_drives_a_running_sandbox_from_another_process() {
         .add_role_assignment(seed000::IDENTITY, "Reader", &format!("resourceGroup/{}", seed000::RESOURCE_GROUP))
         .await
         .expect("assigned");
-    assert_eq!(client.role_assignments().await.expect("list").len(), 4);
+    assert_eq!(client.role_assignments().await.expect("list").len(), 5, "seed 000's four and the new one");
     client.remove_role_assignment(&a.id).await.expect("removed");
     let refused = client.remove_role_assignment(&a.id).await.expect_err("gone");
     assert!(matches!(refused, routewarden_sandbox_azure::AdminClientError::Refused { status: 404, .. }), "{refused}");
