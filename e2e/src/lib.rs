@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod dns;
+
 pub use routewarden_sandbox_azure::scenario::seed000;
 
 /// The seed's Key Vault certificate URI.
