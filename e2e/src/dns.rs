@@ -135,7 +135,7 @@ pub fn dns_api(env: &Env, plural: &str, ns: Option<&str>) -> Api<DynamicObject> 
     }
 }
 
-/// A DNS resource's `status`, once `accept` holds for it.
+/// A DNS resource's `status`, once `accept` holds for it (within [`WAIT`]).
 pub async fn ready_when(
     env: &Env,
     plural: &str,
@@ -143,13 +143,31 @@ pub async fn ready_when(
     name: &str,
     accept: impl Fn(&Value) -> bool,
 ) -> Value {
-    wait_for(&format!("status of {plural}/{name}"), WAIT, || async {
+    ready_within(env, plural, ns, name, WAIT, accept).await
+}
+
+/// [`ready_when`] with another timeout; a timeout panics with the last status seen and local
+/// Azure's call counter.
+pub async fn ready_within(
+    env: &Env,
+    plural: &str,
+    ns: Option<&str>,
+    name: &str,
+    timeout: Duration,
+    accept: impl Fn(&Value) -> bool,
+) -> Value {
+    let last = std::sync::Mutex::new(Value::Null);
+    let found = wait_for(&format!("status of {plural}/{name}"), timeout, || async {
         let obj = dns_api(env, plural, ns).get(name).await.ok()?;
         let status = obj.data.get("status")?.clone();
+        *last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = status.clone();
         accept(&status).then_some(status)
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}"))
+    .await;
+    found.unwrap_or_else(|e| {
+        let last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        panic!("{e:#}; last status {last}; calls {:?}", env.azure.calls().snapshot())
+    })
 }
 
 /// The Ready condition: (status, reason).

@@ -1,13 +1,14 @@
 //! DNS record lifecycle end to end: records in a private zone, a Gateway that loses its address
 //! briefly (nothing deleted) or for good (deleted once the hold-down has passed, not before), a
 //! route whose hostname changes and that is then deleted, and twenty routes published through
-//! Azure throttling and server errors to exactly the desired zone contents.
+//! Azure throttling and server errors to exactly the desired zone contents. One test, ignored,
+//! shows that a renamed route's old name waits out the hold-down although nothing flapped.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use routewarden_e2e::dns::{
     self, a_record, a_records, gateway_addresses, gateway_without_addresses, private_zone_id, ready_of, ready_when,
-    synced_with, wait_for_a, wait_for_no_a, writes, zone_id,
+    ready_within, synced_with, wait_for_a, wait_for_no_a, writes, zone_id,
 };
 use routewarden_e2e::*;
 use routewarden_sandbox::demo::{GATEWAYS_YAML as GATEWAYS, NAMESPACES_YAML as NAMESPACES};
@@ -44,9 +45,8 @@ spec:
 /// An HTTPRoute on `gateway` with `hostnames`, optionally with the external-dns TTL annotation.
 fn route(ns: &str, name: &str, gateway: &str, hostnames: &[&str], ttl: Option<u32>) -> String {
     let hostnames: Vec<String> = hostnames.iter().map(|h| format!("\"{h}\"")).collect();
-    let annotations = ttl
-        .map(|t| format!("  annotations:\n    external-dns.alpha.kubernetes.io/ttl: \"{t}\"\n"))
-        .unwrap_or_default();
+    let annotations =
+        ttl.map(|t| format!("  annotations:\n    external-dns.alpha.kubernetes.io/ttl: \"{t}\"\n")).unwrap_or_default();
     format!(
         r#"apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -262,6 +262,13 @@ async fn removing_a_route_deletes_its_record_and_changing_its_hostname_moves_it(
     env.shutdown().await;
 }
 
+/// How long twenty record sets may take to reach Azure through 40 % server errors and 429s.
+/// Usually about 25 s; but every failed attempt (a 429 included) doubles the item's retry delay,
+/// 1 s up to 5 min with jitter, so an item failing six or seven times in a row waits minutes
+/// (measured over ten runs: 13 s to over 150 s, three above 100 s). Five minutes is one full
+/// maximum delay; a model of that backoff still puts about 3 % of runs beyond it.
+const THROTTLED_WAIT: Duration = Duration::from_secs(300);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_end_in_the_exact_desired_state() {
     const ROUTES: usize = 20;
@@ -290,15 +297,8 @@ async fn throttling_and_server_errors_end_in_the_exact_desired_state() {
     }
     env.apply_yaml(&manifests.join("---\n")).await.unwrap();
 
-    let started = Instant::now();
-    let status = wait_for("busy-dns synced", Duration::from_secs(150), || async {
-        let obj = dns::dns_api(&env, CLUSTER_DNS, None).get("busy-dns").await.ok()?;
-        let s = obj.data.get("status")?.clone();
-        synced_with(&s, ROUTES as u64).then_some(s)
-    })
-    .await
-    .unwrap();
-    eprintln!("TMP synced after {:?}: {:?}", started.elapsed(), env.azure.calls().snapshot());
+    let status =
+        ready_within(&env, CLUSTER_DNS, None, "busy-dns", THROTTLED_WAIT, |s| synced_with(s, ROUTES as u64)).await;
     assert_eq!(ready_of(&status), ("True".into(), "Synced".into()), "{status}");
     let zone = a_records(&env, seed000::ZONE);
     let got: BTreeMap<String, (u64, Vec<String>)> =
@@ -327,7 +327,8 @@ async fn a_renamed_route_frees_its_old_name_without_waiting_out_the_hold_down() 
     env.apply_yaml(NAMESPACES).await.unwrap();
     env.apply_yaml(&http_gateway("app-a", "r-gateway", None)).await.unwrap();
     gateway_addresses(&env, "app-a", "r-gateway").await;
-    // The default hold-down (300 s): documented for a Gateway losing its address.
+    // The default hold-down (300 s), documented for a source that still exists but lost its
+    // address or its Accepted condition.
     env.apply_yaml(&dns::cluster_dns("route-dns", &[zone_id()], None)).await.unwrap();
     env.apply_yaml(&route("app-a", "shop", "r-gateway", &["shop.example.com"], None)).await.unwrap();
     wait_for_a(&env, seed000::ZONE, "shop").await;
