@@ -1,7 +1,8 @@
 //! routewarden end to end: the sandbox's Kubernetes API server and local Azure (one CA, Entra
 //! trusting the API server's ServiceAccount issuer), and the daemon running in-process against
 //! them exactly as `routewarden run` would — flags parsed by its own CLI. Tests and benchmarks
-//! drive it through a kube-rs client and the local Azure admin API.
+//! drive it through a kube-rs client and the local Azure admin API; the DNS tests share the
+//! helpers of [`dns`].
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -14,6 +15,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+pub mod dns;
 
 pub use routewarden_sandbox_azure::scenario::seed000;
 

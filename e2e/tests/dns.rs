@@ -3,43 +3,16 @@
 //! nothing changed writes nothing, and a record set someone else owns is never overwritten.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use routewarden_e2e::dns::{
+    self, WAIT, a_record, dns_api, gateway_addresses, ready_of, ready_when, wait_for_a, writes, zone_id,
+};
 use routewarden_e2e::*;
 use routewarden_sandbox::demo::{GATEWAYS_YAML as GATEWAYS, NAMESPACES_YAML as NAMESPACES};
 use routewarden_sandbox_azure::Scenario;
-use serde_json::Value;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-fn zone_id() -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnszones/{}",
-        seed000::SUBSCRIPTION,
-        seed000::RESOURCE_GROUP,
-        seed000::ZONE
-    )
-}
-
 fn cluster_dns() -> String {
-    format!(
-        r#"apiVersion: approuting.kubernetes.azure.com/v1alpha1
-kind: ClusterExternalDNS
-metadata:
-  name: demo-cluster-dns
-spec:
-  resourceName: demo-cluster-dns
-  resourceNamespace: app-a
-  dnsZoneResourceIDs:
-  - {}
-  resourceTypes:
-  - gateway
-  identity:
-    type: workloadIdentity
-    serviceAccount: {}
-"#,
-        zone_id(),
-        seed000::SERVICE_ACCOUNT
-    )
+    dns::cluster_dns("demo-cluster-dns", &[zone_id()], None)
 }
 
 fn namespaced_dns() -> String {
@@ -105,70 +78,6 @@ spec:
       port: 8000
 "#;
 
-/// An A record set of the public zone: (TTL, addresses, metadata).
-fn a_record(sets: &[Value], name: &str) -> Option<(u64, Vec<String>, Value)> {
-    let set = sets.iter().find(|s| s["name"] == name && s["type"].as_str().is_some_and(|t| t.ends_with("/A")))?;
-    let p = &set["properties"];
-    let mut ips: Vec<String> =
-        p["ARecords"].as_array()?.iter().filter_map(|r| r["ipv4Address"].as_str().map(str::to_owned)).collect();
-    ips.sort();
-    Some((p["TTL"].as_u64()?, ips, p["metadata"].clone()))
-}
-
-async fn wait_for_a(env: &Env, name: &str) -> (u64, Vec<String>, Value) {
-    wait_for(&format!("A record {name}"), WAIT, || async {
-        a_record(&env.azure.admin().list_record_sets(seed000::ZONE).ok()?, name)
-    })
-    .await
-    .unwrap()
-}
-
-async fn gateway_addresses(env: &Env, ns: &str, gw: &str) -> Vec<String> {
-    wait_for(&format!("addresses of {ns}/{gw}"), WAIT, || async {
-        let gw = env.gateways(ns).get(gw).await.ok()?;
-        let mut ips: Vec<String> = gw.data["status"]["addresses"]
-            .as_array()?
-            .iter()
-            .filter_map(|a| a["value"].as_str().map(str::to_owned))
-            .collect();
-        ips.sort();
-        (!ips.is_empty()).then_some(ips)
-    })
-    .await
-    .unwrap()
-}
-
-fn dns_api(env: &Env, plural: &str, ns: Option<&str>) -> kube::Api<kube::api::DynamicObject> {
-    let gvk = kube::api::GroupVersionKind::gvk("approuting.kubernetes.azure.com", "v1alpha1", "");
-    let ar = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural);
-    match ns {
-        Some(ns) => kube::Api::namespaced_with(env.client.clone(), ns, &ar),
-        None => kube::Api::all_with(env.client.clone(), &ar),
-    }
-}
-
-/// The Ready condition (status, reason, message) and the status counts, once `accept` holds.
-async fn ready_when(env: &Env, plural: &str, ns: Option<&str>, name: &str, accept: impl Fn(&Value) -> bool) -> Value {
-    wait_for(&format!("status of {plural}/{name}"), WAIT, || async {
-        let obj = dns_api(env, plural, ns).get(name).await.ok()?;
-        let status = obj.data.get("status")?.clone();
-        accept(&status).then_some(status)
-    })
-    .await
-    .unwrap()
-}
-
-fn ready_of(status: &Value) -> (String, String) {
-    let c = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
-    c.map(|c| (c["status"].as_str().unwrap_or("").to_owned(), c["reason"].as_str().unwrap_or("").to_owned()))
-        .unwrap_or_default()
-}
-
-fn writes(env: &Env) -> u64 {
-    let calls = env.azure.calls();
-    calls.total("arm", "RecordSets_CreateOrUpdate") + calls.total("arm", "RecordSets_Delete")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_walkthrough_publishes_cluster_then_namespaced_records_and_a_restart_writes_nothing() {
     let mut env = Env::start(Options::default()).await.unwrap();
@@ -179,10 +88,10 @@ async fn seed_walkthrough_publishes_cluster_then_namespaced_records_and_a_restar
 
     // ClusterExternalDNS: one A record per Gateway, TTL 300, the Gateway's addresses.
     env.apply_yaml(&cluster_dns()).await.unwrap();
-    let (ttl, ips, meta) = wait_for_a(&env, "a").await;
+    let (ttl, ips, meta) = wait_for_a(&env, seed000::ZONE, "a").await;
     assert_eq!((ttl, ips), (300, a_ips.clone()));
     assert!(meta["routewarden-owner"].as_str().unwrap().ends_with("/clusterexternaldns/demo-cluster-dns"), "{meta}");
-    let (ttl, ips, _) = wait_for_a(&env, "b").await;
+    let (ttl, ips, _) = wait_for_a(&env, seed000::ZONE, "b").await;
     assert_eq!((ttl, ips), (300, b_ips.clone()));
     let status = ready_when(&env, "clusterexternaldnses", None, "demo-cluster-dns", |s| ready_of(s).0 == "True").await;
     assert_eq!(ready_of(&status), ("True".into(), "Synced".into()), "{status}");
@@ -195,7 +104,7 @@ async fn seed_walkthrough_publishes_cluster_then_namespaced_records_and_a_restar
     env.apply_yaml(C_GATEWAY).await.unwrap();
     let c_ips = gateway_addresses(&env, "app-a", "c-gateway").await;
     env.apply_yaml(&namespaced_dns()).await.unwrap();
-    let (ttl, ips, meta) = wait_for_a(&env, "c").await;
+    let (ttl, ips, meta) = wait_for_a(&env, seed000::ZONE, "c").await;
     assert_eq!((ttl, ips), (300, c_ips));
     assert!(meta["routewarden-owner"].as_str().unwrap().ends_with("/externaldns/app-a/demo-ns-dns"), "{meta}");
     // Status follows the journal: wait until it reports the applied record.
@@ -237,7 +146,7 @@ async fn a_foreign_record_set_in_the_way_is_never_overwritten() {
     gateway_addresses(&env, "app-b", "b-gateway").await;
     env.apply_yaml(&cluster_dns()).await.unwrap();
 
-    wait_for_a(&env, "a").await;
+    wait_for_a(&env, seed000::ZONE, "a").await;
     let status = ready_when(&env, "clusterexternaldnses", None, "demo-cluster-dns", |s| s["conflicts"] == 1).await;
     assert_eq!(ready_of(&status), ("False".into(), "Conflicts".into()), "{status}");
     let degraded = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded").unwrap();
@@ -268,7 +177,7 @@ async fn a_cluster_without_grpcroutes_still_gets_its_records() {
     env.apply_yaml(NAMESPACES).await.unwrap();
     env.apply_yaml(GATEWAYS).await.unwrap();
     env.apply_yaml(&cluster_dns()).await.unwrap();
-    let (ttl, ips, _) = wait_for_a(&env, "a").await;
+    let (ttl, ips, _) = wait_for_a(&env, seed000::ZONE, "a").await;
     assert_eq!((ttl, ips), (300, gateway_addresses(&env, "app-a", "a-gateway").await));
     env.shutdown().await;
 }
