@@ -153,7 +153,7 @@ pub fn dns_settings(
         workers: usize::from(tls.workers),
         backoff: crate::backoff::Backoff {
             min: Duration::from_secs(1),
-            max: Duration::from_secs(300),
+            max: Duration::from_secs(60),
             wait_for_input: Duration::from_secs(60),
         },
         policy: match dns_policy {

@@ -266,6 +266,11 @@ pub enum Finding {
 pub struct Plan {
     pub records: BTreeMap<RecordSetKey, PlannedRecord>,
     pub findings: Vec<Finding>,
+    /// (zone id, relative name) that an existing source's spec asks for, published or not: a
+    /// name here without a record (its Gateway has no address, its route is not Accepted) is a
+    /// flap to wait out, while a name no source asks for any more (a renamed route, a deleted
+    /// Gateway) can go at once.
+    pub wanted: BTreeSet<(String, String)>,
 }
 
 /// A hostname to publish, before zones and record types.
@@ -274,6 +279,8 @@ struct Endpoint<'a> {
     targets: &'a [Address],
     ttl: u32,
     source: ObjectRef,
+    /// The parent accepted the route (always true for Gateways and Ingresses).
+    accepted: bool,
 }
 
 fn ttl_of(source: &ObjectRef, annotations: &Labels, default: u32, findings: &mut Vec<Finding>) -> u32 {
@@ -331,7 +338,13 @@ fn endpoints<'a>(
             let source = ObjectRef { kind: "Gateway", namespace: g.namespace.clone(), name: g.name.clone() };
             for l in &g.listeners {
                 if let Some(h) = l.hostname.as_deref().map(normalize).filter(|h| !h.starts_with("*.")) {
-                    out.push(Endpoint { hostname: h, targets: &g.addresses, ttl: r.ttl, source: source.clone() });
+                    out.push(Endpoint {
+                        hostname: h,
+                        targets: &g.addresses,
+                        ttl: r.ttl,
+                        source: source.clone(),
+                        accepted: true,
+                    });
                 }
             }
         }
@@ -344,11 +357,18 @@ fn endpoints<'a>(
             let source =
                 ObjectRef { kind: route.kind.kind(), namespace: route.namespace.clone(), name: route.name.clone() };
             let ttl = ttl_of(&source, &route.annotations, r.ttl, findings);
-            for parent in route.parents.iter().filter(|p| p.accepted || !cfg.require_accepted) {
+            for parent in &route.parents {
+                let accepted = parent.accepted || !cfg.require_accepted;
                 for g in gateways.iter().filter(|g| parent_names(parent, route, g)) {
                     for l in g.listeners.iter().filter(|l| listener_admits(l, parent, route, g, snap)) {
                         for h in intersect(&route.hostnames, l.hostname.as_deref()) {
-                            out.push(Endpoint { hostname: h, targets: &g.addresses, ttl, source: source.clone() });
+                            out.push(Endpoint {
+                                hostname: h,
+                                targets: &g.addresses,
+                                ttl,
+                                source: source.clone(),
+                                accepted,
+                            });
                         }
                     }
                 }
@@ -365,7 +385,7 @@ fn endpoints<'a>(
             let source = ObjectRef { kind: "Ingress", namespace: i.namespace.clone(), name: i.name.clone() };
             let ttl = ttl_of(&source, &i.annotations, r.ttl, findings);
             for h in i.hosts.iter().map(|h| normalize(h)).filter(|h| !h.is_empty()) {
-                out.push(Endpoint { hostname: h, targets: &i.addresses, ttl, source: source.clone() });
+                out.push(Endpoint { hostname: h, targets: &i.addresses, ttl, source: source.clone(), accepted: true });
             }
         }
     }
@@ -390,13 +410,19 @@ pub fn plan(resources: &[DnsResource], snap: &Snapshot, cfg: &PlanConfig) -> Pla
         let mut mine: BTreeMap<RecordSetKey, PlannedRecord> = BTreeMap::new();
         for ep in endpoints(r, snap, cfg, &mut plan.findings) {
             let Some((zone, name)) = zone_for(&r.zones, &ep.hostname) else {
-                plan.findings.push(Finding::Unzoned {
-                    resource: identity.clone(),
-                    hostname: ep.hostname,
-                    source: ep.source,
-                });
+                if ep.accepted {
+                    plan.findings.push(Finding::Unzoned {
+                        resource: identity.clone(),
+                        hostname: ep.hostname,
+                        source: ep.source,
+                    });
+                }
                 continue;
             };
+            plan.wanted.insert((zone.id.clone(), name.clone()));
+            if !ep.accepted {
+                continue;
+            }
             let mut by_type: BTreeMap<RecordType, Vec<String>> = BTreeMap::new();
             for a in ep.targets {
                 let (t, v) = match a {

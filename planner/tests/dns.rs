@@ -426,3 +426,33 @@ fn route_label_filters_apply_to_routes_not_to_gateway_hostnames() {
         "wildcard listener hostnames are not published themselves"
     );
 }
+
+#[test]
+fn names_a_source_still_asks_for_are_wanted_while_unpublishable_and_renamed_ones_are_not() {
+    let zones = vec![zone("contoso.com")];
+    let mut snap = Snapshot {
+        gateways: vec![
+            gateway("app-a", "gw", "*.contoso.com", "20.0.0.1"),
+            gateway("app-a", "gw2", "gw2.contoso.com", "20.0.0.2"),
+        ],
+        routes: vec![route("app-a", "shop", &["shop.contoso.com"], "gw")],
+        ..Snapshot::default()
+    };
+    let wanted = |p: &Plan| p.wanted.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>();
+    let base = plan(&[cluster_dns("d", zones.clone())], &snap, &cfg());
+    assert_eq!(records(&base), ["gw2 A 20.0.0.2 ttl=300", "shop A 20.0.0.1 ttl=300"]);
+    assert_eq!(wanted(&base), ["gw2", "shop"]);
+
+    // Lost addresses and a lost Accepted: nothing published, but still asked for.
+    snap.gateways[1].addresses.clear();
+    snap.routes[0].parents[0].accepted = false;
+    let flapping = plan(&[cluster_dns("d", zones.clone())], &snap, &cfg());
+    assert!(flapping.records.is_empty(), "{:?}", records(&flapping));
+    assert_eq!(wanted(&flapping), ["gw2", "shop"]);
+    assert!(flapping.findings.is_empty(), "an unaccepted route is not reported as unzoned or anything else");
+
+    // Renamed: the old name is no longer asked for.
+    snap.routes[0].hostnames = vec!["store.contoso.com".into()];
+    let renamed = plan(&[cluster_dns("d", zones)], &snap, &cfg());
+    assert_eq!(wanted(&renamed), ["gw2", "store"]);
+}

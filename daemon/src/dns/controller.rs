@@ -83,7 +83,7 @@ pub fn reconcile(
     journal: &Journal,
     records: &BTreeMap<RecordSetKey, PlannedRecord>,
     owners: &BTreeMap<String, Owner>,
-    live_sources: &BTreeSet<String>,
+    wanted: &BTreeSet<(String, String)>,
     policy: Policy,
     now: Time,
 ) -> routewarden_store::Result<Changes> {
@@ -135,9 +135,10 @@ pub fn reconcile(
                 }
                 Some(Owner::Live { hold_down }) => {
                     tx.delete_desired_record(key)?;
-                    // A source that still exists merely lost its address or its Accepted
-                    // condition: wait before deleting, the record set may be wanted again.
-                    let flapping = !had.sources.is_empty() && had.sources.iter().all(|s| live_sources.contains(s));
+                    // A source still asks for the name but merely lost its address or its
+                    // Accepted condition: wait before deleting, the record set may be wanted
+                    // again. A name nobody asks for any more (a renamed route) goes now.
+                    let flapping = wanted.contains(&(key.zone.clone(), key.name.clone()));
                     let due = if flapping { now.plus(*hold_down) } else { now };
                     tx.enqueue_at(KIND_APPLY, &key.to_string(), PAYLOAD_DELETE.as_bytes(), due, now)?;
                     changes.deletes.push(key.to_string());
@@ -210,12 +211,12 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
             &config,
         );
         let owners = owners(&resources);
-        let live = w.caches.live_sources();
+        let wanted = planned.wanted.clone();
         let journal = w.journal.clone();
         let records = planned.records.clone();
         let policy = w.settings.policy;
         let result =
-            tokio::task::spawn_blocking(move || reconcile(&journal, &records, &owners, &live, policy, Time::now()))
+            tokio::task::spawn_blocking(move || reconcile(&journal, &records, &owners, &wanted, policy, Time::now()))
                 .await;
         match result {
             Ok(Ok(changes)) if !changes.is_empty() => {
@@ -381,7 +382,7 @@ mod tests {
         let records = BTreeMap::from([(key("a"), planned("203.0.113.1"))]);
         reconcile(&j, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(10)).unwrap();
         mark_applied(&j, &key("a"), "203.0.113.1");
-        let sources = BTreeSet::from(["Gateway/app-a/a-gateway".to_owned()]);
+        let sources = BTreeSet::from([(ZONE.to_owned(), "a".to_owned())]);
         let gone = reconcile(&j, &BTreeMap::new(), &live(), &sources, Policy::Sync, Time::from_millis(1_000)).unwrap();
         assert_eq!(gone.deletes, vec![key("a").to_string()]);
         let held = j.work_item_by_key(KIND_APPLY, &key("a").to_string()).unwrap().unwrap();
@@ -390,6 +391,14 @@ mod tests {
         let back = reconcile(&j, &records, &live(), &sources, Policy::Sync, Time::from_millis(2_000)).unwrap();
         assert_eq!(back.applies, vec![key("a").to_string()]);
         assert_ne!(item(&j, &key("a")).unwrap().0, PAYLOAD_DELETE);
+
+        // Applied again; now no source asks for the name at all (a renamed route): deleted at once.
+        mark_applied(&j, &key("a"), "203.0.113.1");
+        let renamed =
+            reconcile(&j, &BTreeMap::new(), &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(3_000)).unwrap();
+        assert_eq!(renamed.deletes, vec![key("a").to_string()]);
+        let now = j.work_item_by_key(KIND_APPLY, &key("a").to_string()).unwrap().unwrap();
+        assert_eq!(now.next_attempt_at, Time::from_millis(3_000));
     }
 
     #[test]
@@ -430,8 +439,8 @@ mod tests {
         reconcile(&j2, &records, &live(), &BTreeSet::new(), Policy::Sync, Time::from_millis(10)).unwrap();
         mark_applied(&j2, &key("a"), "203.0.113.1");
         let deleting = BTreeMap::from([("clusterexternaldns/demo".to_owned(), Owner::Deleting)]);
-        // Even with every source alive (no hold-down applies): the resource itself is going.
-        let sources = BTreeSet::from(["Gateway/app-a/a-gateway".to_owned()]);
+        // Even with the name still asked for (no hold-down applies): the resource itself is going.
+        let sources = BTreeSet::from([(ZONE.to_owned(), "a".to_owned())]);
         let gone = reconcile(&j2, &BTreeMap::new(), &deleting, &sources, Policy::Sync, Time::from_millis(30)).unwrap();
         assert_eq!(gone.deletes, vec![key("a").to_string()]);
         let queued = j2.work_item_by_key(KIND_APPLY, &key("a").to_string()).unwrap().unwrap();

@@ -187,6 +187,15 @@ impl Limits {
         Ok(())
     }
 
+    /// Azure throttled the zone anyway (its limits are shared with other clients): pass its
+    /// writes by for `wait`, the server's Retry-After.
+    pub fn hold_zone(&self, zone_id: &str, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut blocked = lock(&self.blocked);
+        let entry = blocked.entry(zone_id.to_ascii_lowercase()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
     /// Whether a write to the zone may be tried now (its bucket was not found spent lately).
     pub fn zone_ready(&self, zone_id: &str) -> bool {
         let key = zone_id.to_ascii_lowercase();
@@ -234,6 +243,9 @@ mod tests {
         assert!(!limits.zone_ready(ZONE), "the zone's writes are passed by until then");
         assert!(limits.zone_ready(OTHER));
         limits.acquire(Call::Write, OTHER, false, "p").await.unwrap();
+        // Azure's own 429 holds a zone the same way.
+        limits.hold_zone(OTHER, Duration::from_secs(10));
+        assert!(!limits.zone_ready(OTHER));
         // Lists have their own bucket.
         limits.acquire(Call::ListPage, ZONE, false, "p").await.unwrap();
     }

@@ -88,7 +88,7 @@ impl Default for DnsSettings {
             workers: 8,
             backoff: crate::backoff::Backoff {
                 min: std::time::Duration::from_secs(1),
-                max: std::time::Duration::from_secs(300),
+                max: std::time::Duration::from_secs(60),
                 wait_for_input: std::time::Duration::from_secs(60),
             },
             policy: Policy::Sync,

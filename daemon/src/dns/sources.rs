@@ -117,28 +117,6 @@ impl Caches {
         out.sort_by(|a, b| a.identity.cmp(&b.identity));
         out
     }
-
-    /// `Kind/namespace/name` of every object a record can come from, for telling a source that
-    /// was deleted from one that merely lost its address or Accepted condition.
-    pub fn live_sources(&self) -> BTreeSet<String> {
-        let name = |kind: &str, ns: Option<&String>, name: Option<&String>| {
-            format!("{kind}/{}/{}", ns.map_or("", String::as_str), name.map_or("", String::as_str))
-        };
-        let mut out = BTreeSet::new();
-        for g in self.gateways.state() {
-            out.insert(name("Gateway", g.metadata.namespace.as_ref(), g.metadata.name.as_ref()));
-        }
-        for r in self.http_routes.state() {
-            out.insert(name("HTTPRoute", r.metadata.namespace.as_ref(), r.metadata.name.as_ref()));
-        }
-        for r in self.grpc_routes.state() {
-            out.insert(name("GRPCRoute", r.metadata.namespace.as_ref(), r.metadata.name.as_ref()));
-        }
-        for i in self.ingresses.state() {
-            out.insert(name("Ingress", i.metadata.namespace.as_ref(), i.metadata.name.as_ref()));
-        }
-        out
-    }
 }
 
 /// One ClusterExternalDNS or ExternalDNS as the controller sees it.

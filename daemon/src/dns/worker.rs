@@ -27,6 +27,8 @@ use tokio::sync::{Notify, watch};
 
 /// How long a claimed item is ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(120);
+/// The wait after a 429 without Retry-After.
+const THROTTLED_WAIT: Duration = Duration::from_secs(10);
 
 /// Why an item did not reach its desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +168,14 @@ impl Workers {
                             .dns_sync_errors
                             .get_or_create(&crate::metrics::ReasonLabels { reason: e.reason.to_owned() })
                             .inc();
+                        if e.retryable {
+                            tracing::info!(record = %key, reason = e.reason, error = %e.message, attempt = item.attempts + 1, "record-set write failed; retrying");
+                        } else {
+                            tracing::warn!(record = %key, reason = e.reason, error = %e.message, "record-set write failed");
+                        }
+                        if e.reason == reason::THROTTLED {
+                            self.limits.hold_zone(&key.zone, e.retry_after.unwrap_or(THROTTLED_WAIT));
+                        }
                         self.note(&key, Some(e));
                     }
                 }
@@ -179,6 +189,11 @@ impl Workers {
                 journal.commit(|tx| match &result {
                     Ok(Outcome::Done) => tx.complete(lease, now).map(|_| ()),
                     Ok(Outcome::Deferred(wait)) => tx.defer(lease, now.plus(*wait), now),
+                    // Azure's 429 says when to come back: that is waiting for capacity, not a
+                    // failed attempt, so it never backs off past Retry-After or parks the item.
+                    Err(e) if e.reason == reason::THROTTLED => {
+                        tx.defer(lease, now.plus(e.retry_after.unwrap_or(THROTTLED_WAIT)), now)
+                    }
                     Err(e) if e.conflict => {
                         tx.append_event(NewEvent::new(now, "dns.conflict", subject.clone(), e.message.clone()))?;
                         tx.park(lease, &format!("{}: {}", e.reason, e.message), now)
