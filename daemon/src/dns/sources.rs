@@ -17,7 +17,6 @@ use routewarden_planner::dns::{
 };
 use routewarden_planner::selector::{LabelSelector, Labels, Operator, Requirement};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -189,7 +188,7 @@ pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watc
         "approuting.kubernetes.azure.com/v1alpha1",
         "clusterexternaldnses",
         writer,
-        move |w| reflector::reflector(w, watcher(api, all())),
+        move |w| spec_changes(reflector::reflector(w, watcher(api, all()))),
         &changed,
         &stop,
         None,
@@ -202,12 +201,44 @@ pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watc
         "approuting.kubernetes.azure.com/v1alpha1",
         "externaldnses",
         writer,
-        move |w| reflector::reflector(w, watcher(api, all())),
+        move |w| spec_changes(reflector::reflector(w, watcher(api, all()))),
         &changed,
         &stop,
         None,
     );
     Caches { gateways, http_routes, grpc_routes, ingresses, namespaces, service_accounts, cluster_dns, namespaced_dns }
+}
+
+/// What planning reads of a DNS resource beyond its spec (which `generation` stands for).
+type Signature = (Option<i64>, bool, Option<Vec<String>>);
+
+/// Passes on only the events of a DNS resource that change what planning reads: its spec (through
+/// `metadata.generation`), its deletion and its finalizers. The reflector before it has already
+/// cached every event, so the status writer still sees the status; but routewarden's own status
+/// writes no longer wake the planner loop into a full pass each.
+fn spec_changes<K, S>(stream: S) -> impl futures::Stream<Item = S::Item> + Send
+where
+    K: kube::Resource + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    use futures::StreamExt;
+    let mut seen: std::collections::HashMap<(Option<String>, Option<String>), Signature> =
+        std::collections::HashMap::new();
+    stream.filter(move |event| {
+        let keep = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                let m = o.meta();
+                let signature = (m.generation, m.deletion_timestamp.is_some(), m.finalizers.clone());
+                seen.insert((m.namespace.clone(), m.name.clone()), signature.clone()) != Some(signature)
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                seen.remove(&(o.meta().namespace.clone(), o.meta().name.clone()));
+                true
+            }
+            _ => true,
+        };
+        std::future::ready(keep)
+    })
 }
 
 fn labels_of(m: Option<&std::collections::BTreeMap<String, String>>) -> Labels {

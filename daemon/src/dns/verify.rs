@@ -208,27 +208,35 @@ fn targets(w: &Workers) -> BTreeMap<String, Target> {
 }
 
 pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
-    // Per zone: when it was last verified, and for which users.
-    let mut last: HashMap<String, (Instant, BTreeSet<String>)> = HashMap::new();
+    // Per zone: when it is due again, for which users it was verified, and how many lists in a
+    // row failed (a failed list is tried again sooner, from 5 s doubling up to the interval).
+    let mut last: HashMap<String, (Instant, BTreeSet<String>, u32)> = HashMap::new();
     loop {
         let interval = w.settings.verify_interval;
         let planned = lock(&w.shared).planned;
         let zones = if planned { targets(&w) } else { BTreeMap::new() };
         last.retain(|z, _| zones.contains_key(z));
         for (zone_id, t) in &zones {
-            if last.get(zone_id).is_some_and(|(at, users)| at.elapsed() < interval && *users == t.users) {
-                continue;
-            }
+            let failures = match last.get(zone_id) {
+                Some((due, users, _)) if *due > Instant::now() && *users == t.users => continue,
+                Some((_, _, failures)) => *failures,
+                None => 0,
+            };
             if *stop.borrow() {
                 return;
             }
-            verify_zone(&w, &t.zone, &t.id).await;
-            last.insert(zone_id.clone(), (Instant::now(), t.users.clone()));
+            let failures = if verify_zone(&w, &t.zone, &t.id, failures).await { 0 } else { failures + 1 };
+            let wait = if failures == 0 {
+                interval
+            } else {
+                interval.min(std::time::Duration::from_secs(5).saturating_mul(1 << (failures - 1).min(16)))
+            };
+            last.insert(zone_id.clone(), (Instant::now() + wait, t.users.clone(), failures));
         }
         let next = zones
             .keys()
             .filter_map(|z| last.get(z))
-            .map(|(at, _)| interval.saturating_sub(at.elapsed()))
+            .map(|(due, _, _)| due.saturating_duration_since(Instant::now()))
             .min()
             .unwrap_or(interval);
         tokio::select! {
@@ -250,9 +258,14 @@ fn health_of(e: &routewarden_azure::AzureError, zone: &str) -> ZoneHealth {
     ZoneHealth::Inaccessible { reason, message: format!("zone {zone}: {e}") }
 }
 
-/// Lists one zone and brings the journal, metrics and shared health up to date.
+/// A transient failure (5xx, timeout, 429) marks a zone unavailable only after this many lists
+/// in a row failed: one 500 must not flip a resource's Ready condition.
+const TRANSIENT_FAILURES_TO_REPORT: u32 = 3;
+
+/// Lists one zone and brings the journal, metrics and shared health up to date; whether the
+/// list succeeded. `failures` counts the lists of this zone that failed just before.
 #[tracing::instrument(skip(w, id), fields(zone = %zone.id))]
-pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal) {
+pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: u32) -> bool {
     let parsed = Zone::parse(&zone.id).ok();
     let labels = zone_labels(parsed.as_ref(), &zone.id);
     let name = labels.zone.clone();
@@ -269,14 +282,17 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal) {
     let (sets, total) = match listed {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!(error = %e, "zone verification failed");
+            tracing::warn!(error = %e, failures = failures + 1, "zone verification failed");
+            if e.kind.retryable() && failures + 1 < TRANSIENT_FAILURES_TO_REPORT {
+                return false;
+            }
             w.metrics.dns_zone_accessible.get_or_create(&labels).set(0);
             let health = health_of(&e, &name);
             let changed = lock(&w.shared).zones.insert(zone.id.clone(), health.clone()) != Some(health);
             if changed {
                 w.reported.notify_one();
             }
-            return;
+            return false;
         }
     };
     let live: BTreeSet<String> = w.caches.dns_resources().into_iter().map(|r| r.identity).collect();
@@ -353,8 +369,14 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal) {
     .await;
     let (cmp, requeued, total) = match committed {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return tracing::error!(error = %e, "failed to record a zone verification"),
-        Err(e) => return tracing::error!(error = %e, "zone verification task failed"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "failed to record a zone verification");
+            return false;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "zone verification task failed");
+            return false;
+        }
     };
     let m = &w.metrics;
     m.dns_zone_accessible.get_or_create(&labels).set(1);
@@ -382,6 +404,7 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal) {
         w.wake.notify_waiters();
     }
     w.reported.notify_one();
+    true
 }
 
 /// Queues the desired content of `key` again; whether anything was queued.
