@@ -19,7 +19,9 @@
 //!   a ClusterExternalDNS over the seed zone `example.com`. 1,000 HTTPRoutes, `r<i>.example.com`,
 //!   are applied one every 50 ms; per route, from the apply returning to its A record set
 //!   existing with the Gateway's address. It includes the sandbox's Gateway controller accepting
-//!   the route (the `Accepted` condition the daemon waits for), as on AKS it includes Istio's.
+//!   the route (the `Accepted` condition the daemon waits for), as on AKS it includes Istio's;
+//!   a watch on the HTTPRoutes gives the moment each is first seen `Accepted`, and the row under
+//!   it is timed from there: routewarden's share.
 //! - **ARM writes per change** (must): with the 1,000 published and nothing in flight, one route's
 //!   hostname changes (a create and a delete: 2 record sets change) and one route is deleted (1
 //!   record set); every ARM record-set call until things are quiet for 3 s is counted. Exactly one
@@ -41,11 +43,13 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use routewarden_e2e::{Env, Options, seed000};
 use routewarden_sandbox_azure::scenario::{RoleAssignmentSpec, ZoneKind, ZoneSpec};
 use routewarden_sandbox_azure::{Bucket, CallCounter, RateLimits, RecordSetChange, Scenario};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -67,10 +71,13 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 const COLD_TIMEOUT: Duration = Duration::from_secs(900);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Which of local Azure's buckets a daemon flag mirrors.
+type BucketOf = fn(&RateLimits) -> Bucket;
+
 /// The daemon's own token buckets: each flag with the local Azure bucket it mirrors, given as
 /// `BURST/PERIOD` at the same scale. A flag is passed only when `routewarden run` has it, so
 /// the run shows which limits the daemon was told (the notes under the table list the rest).
-const DAEMON_LIMIT_FLAGS: &[(&str, fn(&RateLimits) -> Bucket)] = &[
+const DAEMON_LIMIT_FLAGS: &[(&str, BucketOf)] = &[
     ("--arm-write-limit", |l| l.arm_writes),
     ("--arm-read-limit", |l| l.arm_reads),
     ("--public-zone-write-limit", |l| l.public_zone_writes),
@@ -377,6 +384,56 @@ async fn dns_resource_ready(env: &Env) -> anyhow::Result<()> {
     .await
 }
 
+/// When a watch on the HTTPRoutes first showed each one `Accepted` by its Gateway: where the
+/// sandbox's Gateway controller's share of a route's latency ends and routewarden's begins.
+/// Dropping it ends the watch.
+struct AcceptedLog {
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AcceptedLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn accepted(route: &DynamicObject) -> bool {
+    route.data["status"]["parents"].as_array().into_iter().flatten().any(|p| {
+        p["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Accepted" && c["status"] == "True")
+    })
+}
+
+impl AcceptedLog {
+    /// Starts the watch and waits for its initial list.
+    async fn start(routes: Api<DynamicObject>) -> anyhow::Result<Self> {
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let listed = Arc::new(tokio::sync::Notify::new());
+        let events = watcher(routes, watcher::Config::default()).default_backoff();
+        let (log, done) = (seen.clone(), listed.clone());
+        let task = tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let now = Instant::now();
+                match event {
+                    Ok(watcher::Event::Apply(r) | watcher::Event::InitApply(r)) if accepted(&r) => {
+                        let name = r.metadata.name.clone().unwrap_or_default();
+                        log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(name).or_insert(now);
+                    }
+                    Ok(watcher::Event::InitDone) => done.notify_one(),
+                    _ => {}
+                }
+            }
+        });
+        tokio::time::timeout(SYNC_TIMEOUT, listed.notified()).await.context("the HTTPRoute watch's initial list")?;
+        Ok(AcceptedLog { seen, task })
+    }
+
+    fn get(&self, name: &str) -> Option<Instant> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).copied()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The report.
 
@@ -496,6 +553,7 @@ async fn incremental(report: &mut Report) -> anyhow::Result<()> {
     calls.reset();
     let mut records = Records::new(env.azure.admin().watch_record_sets());
     let routes = http_routes(&env);
+    let accepted_log = AcceptedLog::start(routes.clone()).await?;
     eprintln!("applying {ROUTES} HTTPRoutes, one every {APPLY_EVERY:?}");
     let names: Vec<String> = (0..ROUTES).map(|i| format!("r{i}")).collect();
     let mut applied = Vec::with_capacity(ROUTES);
@@ -508,17 +566,32 @@ async fn incremental(report: &mut Report) -> anyhow::Result<()> {
     records
         .wait("every route's record set", SYNC_TIMEOUT, |r| names.iter().all(|n| r.holds(&zone, n, &targets)))
         .await?;
-    let mut h = histogram();
+    let (mut h, mut to_accepted, mut from_accepted) = (histogram(), histogram(), histogram());
     for (name, at) in names.iter().zip(&applied) {
         let seen = records.first_with(&zone, name, Some(&targets)).context("a record set seen")?;
         record(&mut h, seen.saturating_duration_since(*at));
+        if let Some(accepted) = accepted_log.get(name) {
+            record(&mut to_accepted, accepted.saturating_duration_since(*at));
+            record(&mut from_accepted, seen.saturating_duration_since(accepted));
+        }
     }
+    drop(accepted_log);
     report.row(
         format!("route applied → record set visible ({ROUTES} routes, one per {APPLY_EVERY:?})"),
         quantiles(&h),
         "report",
         Verdict::Info,
     );
+    report.row(
+        "  of which: route Accepted (watch) → record set visible",
+        quantiles(&from_accepted),
+        "report",
+        Verdict::Info,
+    );
+    report.notes.push(format!(
+        "route applied → Accepted by the sandbox Gateway controller (seen by a watch): {}",
+        quantiles(&to_accepted)
+    ));
     quiet(&calls, SYNC_TIMEOUT).await?;
     let writes = arm_writes(&calls);
     report.row(
@@ -739,6 +812,22 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
         at(0.9).unwrap_or_else(|| "—".into()),
         at(1.0).unwrap_or_else(|| "—".into()),
     ));
+    let timeline: Vec<String> = zones
+        .iter()
+        .map(|zone| {
+            let times: Vec<Duration> = wanted
+                .iter()
+                .filter(|(z, _)| z == zone)
+                .filter_map(|(z, n)| records.first_with(z, n, Some(&targets)))
+                .map(|t| t.saturating_duration_since(started))
+                .collect();
+            match (times.iter().min(), times.iter().max()) {
+                (Some(first), Some(last)) => format!("{zone} {:.0}–{:.0} s", first.as_secs_f64(), last.as_secs_f64()),
+                _ => format!("{zone} none"),
+            }
+        })
+        .collect();
+    report.notes.push(format!("cold start, first → last record set per zone: {}", timeline.join(", ")));
     let writes = arm_writes(&calls);
     report.row(
         "cold start: ARM writes",
