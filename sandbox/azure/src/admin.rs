@@ -1,8 +1,8 @@
 //! Admin operations: what a user would do in the portal or the CLI, for tests and the sandbox CLI.
 //!
 //! [`Admin`] is the Rust handle (rotate a certificate, enable or disable a version, add or remove
-//! role assignments and federated credentials, list a zone's record sets, set faults, read or
-//! reset the call counter, mint tokens). [`handle`] serves the same operations as JSON over the
+//! role assignments and federated credentials, list a zone's record sets or follow their writes,
+//! set faults, read or reset the call counter, mint tokens). [`handle`] serves the same operations as JSON over the
 //! admin HTTPS listener, without authentication: the listener is bound to loopback only.
 //! [`AdminClient`] calls that API from another process (the `routewarden-sandbox` CLI).
 //!
@@ -41,6 +41,49 @@ pub enum AdminError {
     /// The request is invalid.
     #[error("invalid: {0}")]
     Invalid(String),
+}
+
+/// One record-set write that changed a zone (a create, an update or a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSetChange {
+    /// The zone's resource id.
+    pub zone: String,
+    /// The record set's relative name, lower case (`@` for the apex).
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME` or `TXT`.
+    pub record_type: &'static str,
+    /// Its records after the write (see [`crate::dns::RecordData::values`]); `None` when the
+    /// write deleted it.
+    pub values: Option<Vec<String>>,
+    /// When the write was committed, while the zone was still locked.
+    pub at: std::time::Instant,
+}
+
+/// The receivers of [`Admin::watch_record_sets`]. Unbounded: a slow reader must not lose a
+/// change or slow down ARM, and a dropped reader is forgotten at the next write.
+#[derive(Debug, Default)]
+pub struct RecordSetWatchers(std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<RecordSetChange>>>);
+
+impl RecordSetWatchers {
+    fn senders(&self) -> std::sync::MutexGuard<'_, Vec<tokio::sync::mpsc::UnboundedSender<RecordSetChange>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<RecordSetChange> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.senders().push(tx);
+        rx
+    }
+
+    /// Whether anyone listens (so writes build no change nobody reads).
+    pub fn any(&self) -> bool {
+        !self.senders().is_empty()
+    }
+
+    /// Tells every receiver still open.
+    pub fn notify(&self, change: &RecordSetChange) {
+        self.senders().retain(|tx| tx.send(change.clone()).is_ok());
+    }
 }
 
 /// The admin handle. Cloning shares the sandbox.
@@ -183,6 +226,13 @@ impl Admin {
     /// Zeroes the counter.
     pub fn reset_calls(&self) {
         self.ctx.calls.reset();
+    }
+
+    /// Every record-set write from now on, as it is committed, stamped with the moment it
+    /// became visible: what benchmarks time against, with no polling of the zones. The feed ends
+    /// when the receiver is dropped.
+    pub fn watch_record_sets(&self) -> tokio::sync::mpsc::UnboundedReceiver<RecordSetChange> {
+        self.ctx.record_set_watchers.subscribe()
     }
 
     /// Mints an access token for an identity (by client id) and resource, bypassing the token

@@ -442,7 +442,22 @@ pub fn handle(ctx: &Ctx, req: &Req, route: &ArmRoute) -> Resp {
                 return throttled(wait, if verb == "read" { "RecordSetGet" } else { "RecordSetWrite" });
             }
             let limits = world.dns_limits.clone();
-            record_set(req, &mut world.zones[i], *t, name, rg, &subscription.id, &limits)
+            let resp = record_set(req, &mut world.zones[i], *t, name, rg, &subscription.id, &limits);
+            // 200 or 201 to a write changed the zone (a DELETE of nothing answers 204).
+            let changed = matches!(resp.status(), StatusCode::OK | StatusCode::CREATED)
+                && !matches!(req.method, Method::GET | Method::HEAD);
+            if changed && ctx.record_set_watchers.any() {
+                let z = &world.zones[i];
+                let key = (name_key(name), *t);
+                ctx.record_set_watchers.notify(&crate::admin::RecordSetChange {
+                    zone: z.resource_id(),
+                    name: key.0.clone(),
+                    record_type: t.as_str(),
+                    values: z.record_sets.get(&key).map(|s| s.data.values()),
+                    at: std::time::Instant::now(),
+                });
+            }
+            resp
         }
         ArmRoute::ListSubscriptions | ArmRoute::CloudMetadata | ArmRoute::UnsupportedType(_) | ArmRoute::Unknown => {
             empty(StatusCode::NOT_FOUND)

@@ -173,6 +173,17 @@ impl RecordData {
             Self::Soa(_) => 1,
         }
     }
+
+    /// The records as plain values: addresses, the CNAME target, name servers, or each TXT
+    /// record's strings concatenated; none for SOA.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            Self::A(v) | Self::Aaaa(v) | Self::Ns(v) => v.clone(),
+            Self::Txt(v) => v.iter().map(|t| t.concat()).collect(),
+            Self::Cname(c) => c.iter().cloned().collect(),
+            Self::Soa(_) => Vec::new(),
+        }
+    }
 }
 
 /// One record set.

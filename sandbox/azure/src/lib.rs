@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use admin::{Admin, AdminClient, AdminClientError, AdminError};
+pub use admin::{Admin, AdminClient, AdminClientError, AdminError, RecordSetChange};
 pub use certs::CertAuthority;
 pub use entra::JwksSource;
 pub use faults::{Bucket, CallCount, CallCounter, FaultConfig, FaultRule, LatencyRule, RateLimits};
@@ -259,6 +259,7 @@ impl AzureSandbox {
             ca,
             endpoints,
             kubernetes_issuer,
+            record_set_watchers: admin::RecordSetWatchers::default(),
         });
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = vec![

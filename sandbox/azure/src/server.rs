@@ -48,6 +48,8 @@ pub struct Ctx {
     pub endpoints: Endpoints,
     /// The Kubernetes issuer federated credentials default to.
     pub kubernetes_issuer: Option<String>,
+    /// Who is told about every record-set write.
+    pub record_set_watchers: admin::RecordSetWatchers,
 }
 
 /// What a listener serves when the `Host` header names no Azure host.

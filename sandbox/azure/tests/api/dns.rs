@@ -53,6 +53,38 @@ async fn creates_reads_updates_and_deletes_a_public_a_record() {
 }
 
 #[tokio::test]
+async fn the_record_set_feed_reports_each_write_that_changed_a_zone_and_nothing_else() {
+    let h = Harness::start().await;
+    let mut feed = h.sandbox.admin().watch_record_sets();
+    let t = h.token(ARM_SCOPE).await;
+    let url = format!("{}/A/www?api-version={PUBLIC}", h.zone_path(false, seed000::ZONE));
+    let before = std::time::Instant::now();
+    let (status, _, _) = h.send(Method::PUT, &url, Some(&t), Some(a_body("10.0.0.1")), &[]).await;
+    assert_eq!(status, 201);
+    let (status, _, _) =
+        h.send(Method::PUT, &url, Some(&t), Some(a_body("10.0.0.2")), &[("if-match", "\"stale\"")]).await;
+    assert_eq!(status, 412, "a refused write changes nothing");
+    let (status, _, _) = h.send(Method::GET, &url, Some(&t), None, &[]).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = h.send(Method::DELETE, &url, Some(&t), None, &[]).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = h.send(Method::DELETE, &url, Some(&t), None, &[]).await;
+    assert_eq!(status, 204, "deleting nothing changes nothing");
+
+    let created = feed.try_recv().expect("the create");
+    assert_eq!(
+        (created.name.as_str(), created.record_type, created.values.clone()),
+        ("www", "A", Some(vec!["10.0.0.1".to_owned()]))
+    );
+    assert!(created.zone.ends_with(&format!("/dnszones/{}", seed000::ZONE)), "{}", created.zone);
+    assert!(created.at >= before);
+    let deleted = feed.try_recv().expect("the delete");
+    assert_eq!((deleted.name.as_str(), deleted.values), ("www", None));
+    assert!(deleted.at >= created.at);
+    assert!(feed.try_recv().is_err(), "nothing else changed the zone");
+}
+
+#[tokio::test]
 async fn answers_412_when_if_match_is_stale() {
     let h = Harness::start().await;
     let t = h.token(ARM_SCOPE).await;

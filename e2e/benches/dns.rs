@@ -1,0 +1,902 @@
+//! DNS benchmark: `cargo bench -p routewarden-e2e --bench dns` runs the daemon in-process against
+//! the sandbox's Kubernetes API server and local Azure, and prints one table (metric, value,
+//! target / must, verdict) followed by the Azure calls behind its counts. It exits non-zero when a
+//! must fails; a missed target shows FAIL without failing the run.
+//!
+//! Every time is taken from local Azure's record-set feed ([`routewarden_sandbox_azure::Admin::watch_record_sets`]):
+//! each write that changed a zone, stamped by the sandbox while it held the zone, so nothing is
+//! polled and the stamp is the moment a client could first have read the record set. Every Azure
+//! count is local Azure's own call counter.
+//!
+//! Local Azure enforces Azure's documented rate limits, with every refill period divided by
+//! [`SCALE`] so the cold start takes minutes instead of a quarter of an hour; the daemon is told
+//! the same scaled limits through its token-bucket flags ([`DAEMON_LIMIT_FLAGS`]).
+//!
+//! Rows:
+//!
+//! - **route applied → record set visible**: seed scenario, daemon running, a Gateway `bench-gw`
+//!   (class `approuting-istio`, one HTTP listener, routes from its own namespace) with an address,
+//!   a ClusterExternalDNS over the seed zone `example.com`. 1,000 HTTPRoutes, `r<i>.example.com`,
+//!   are applied one every 50 ms; per route, from the apply returning to its A record set
+//!   existing with the Gateway's address. It includes the sandbox's Gateway controller accepting
+//!   the route (the `Accepted` condition the daemon waits for), as on AKS it includes Istio's;
+//!   a watch on the HTTPRoutes gives the moment each is first seen `Accepted`, and the row under
+//!   it is timed from there: routewarden's share.
+//! - **ARM writes per change** (must): with the 1,000 published and nothing in flight, one route's
+//!   hostname changes (a create and a delete: 2 record sets change) and one route is deleted (1
+//!   record set); every ARM record-set call until things are quiet for 3 s is counted. Exactly one
+//!   per changed record set. The ClusterExternalDNS sets `holdDownSeconds: 0`: a renamed route
+//!   still exists, so its old record set is otherwise kept for the hold-down (300 s by default).
+//! - **steady state** (must): 60 s with nothing changing: no ARM write at all; the list calls
+//!   (zone verification) are extrapolated to an hour.
+//! - **cold start**: a scenario with 7 more public zones in the seed resource group, DNS Zone
+//!   Contributor on each for the seed identity, a ClusterExternalDNS over all 7, and 10,000
+//!   HTTPRoutes (route i in zone i mod 7), all accepted before the daemon starts; daemon start →
+//!   all 10,000 record sets present. Compared with the floor the rate limits impose: for each
+//!   bucket, (calls − burst) / refill rate, the largest of them. With the 429s received and the
+//!   peak memory (VmHWM) of this process — daemon, Kubernetes API server and local Azure together
+//!   — reset just before the daemon starts.
+
+use anyhow::{Context, bail};
+use clap::CommandFactory;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use futures::{StreamExt, TryStreamExt};
+use hdrhistogram::Histogram;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use routewarden_e2e::{Env, Options, seed000};
+use routewarden_sandbox_azure::scenario::{RoleAssignmentSpec, ZoneKind, ZoneSpec};
+use routewarden_sandbox_azure::{Bucket, CallCounter, RateLimits, RecordSetChange, Scenario};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const NAMESPACES: &str = routewarden_sandbox::demo::NAMESPACES_YAML;
+/// Every rate-limit refill period is divided by this, in local Azure and in the daemon alike.
+const SCALE: u32 = 10;
+const NAMESPACE: &str = "app-a";
+const GATEWAY: &str = "bench-gw";
+const DNS_RESOURCE: &str = "bench-dns";
+const ROUTES: usize = 1_000;
+const APPLY_EVERY: Duration = Duration::from_millis(50);
+/// Quiet time after a change before its calls are counted: any repeated write would come by then.
+const QUIET: Duration = Duration::from_secs(3);
+const STEADY_WINDOW: Duration = Duration::from_secs(60);
+const COLD_ROUTES: usize = 10_000;
+const COLD_ZONES: usize = 7;
+/// Generous bounds on waits, so a daemon that stalls ends the run instead of hanging it.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+const COLD_TIMEOUT: Duration = Duration::from_secs(900);
+const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Which of local Azure's buckets a daemon flag mirrors.
+type BucketOf = fn(&RateLimits) -> Bucket;
+
+/// The daemon's own token buckets: each flag with the local Azure bucket it mirrors, given as
+/// `BURST/PERIOD` at the same scale. A flag is passed only when `routewarden run` has it, so
+/// the run shows which limits the daemon was told (the notes under the table list the rest).
+const DAEMON_LIMIT_FLAGS: &[(&str, BucketOf)] = &[
+    ("--arm-write-limit", |l| l.arm_writes),
+    ("--arm-read-limit", |l| l.arm_reads),
+    ("--public-zone-write-limit", |l| l.public_zone_writes),
+    ("--private-zone-write-limit", |l| l.private_zone_writes),
+    ("--public-zone-list-limit", |l| l.public_zone_lists),
+    ("--private-zone-list-limit", |l| l.private_zone_lists),
+];
+
+/// Azure's documented limits with every refill period divided by [`SCALE`].
+fn scaled_limits() -> RateLimits {
+    let mut l = RateLimits::default();
+    for b in [
+        &mut l.arm_reads,
+        &mut l.arm_writes,
+        &mut l.arm_deletes,
+        &mut l.public_zone_writes,
+        &mut l.public_zone_gets,
+        &mut l.public_zone_lists,
+        &mut l.public_zone_list_by_rg,
+        &mut l.private_zone_writes,
+        &mut l.private_zone_gets,
+        &mut l.private_zone_lists,
+        &mut l.private_zone_list_by_rg,
+        &mut l.key_vault_all,
+        &mut l.key_vault_writes,
+    ] {
+        b.period_seconds /= f64::from(SCALE);
+    }
+    l
+}
+
+/// `BURST/PERIOD` as the daemon's flags take it (`200/2s`, `60/6s`, `200/1m`).
+fn bucket_flag(b: Bucket) -> String {
+    let ms = (b.period_seconds * 1000.0).round() as u64;
+    let period = match ms {
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    };
+    format!("{}/{period}", b.limit)
+}
+
+/// The limit flags `routewarden run` knows, with their scaled values; notes the ones it does not.
+fn daemon_limit_flags(report: &mut Report) -> Vec<String> {
+    let cli = routewarden::cli::Cli::command();
+    let run = cli.find_subcommand("run");
+    let knows = |flag: &str| {
+        run.is_some_and(|r| r.get_arguments().any(|a| a.get_long().is_some_and(|l| Some(l) == flag.strip_prefix("--"))))
+    };
+    let limits = scaled_limits();
+    let (mut flags, mut passed, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+    for (flag, bucket) in DAEMON_LIMIT_FLAGS {
+        let value = bucket_flag(bucket(&limits));
+        if knows(flag) {
+            passed.push(format!("{flag} {value}"));
+            flags.extend([(*flag).to_owned(), value]);
+        } else {
+            unknown.push(format!("{flag} {value}"));
+        }
+    }
+    if report.notes.iter().all(|n| !n.starts_with("daemon limit flags")) {
+        report.notes.push(format!(
+            "daemon limit flags passed: {}; not known to `routewarden run`, so not passed: {}",
+            if passed.is_empty() { "none".into() } else { passed.join(" ") },
+            if unknown.is_empty() { "none".into() } else { unknown.join(" ") },
+        ));
+    }
+    flags
+}
+
+/// The floor the rate limits put under publishing `per_zone` record sets (one write each) into
+/// zones in one subscription, through one principal: (calls − burst) / refill rate, per bucket;
+/// the slowest bucket sets it. Returns the floor and the bucket that sets it.
+fn floor(limits: &RateLimits, per_zone: &[usize]) -> (Duration, &'static str) {
+    let wait = |calls: usize, b: Bucket| {
+        let rate = f64::from(b.limit) / b.period_seconds;
+        Duration::from_secs_f64((calls.saturating_sub(b.limit as usize)) as f64 / rate)
+    };
+    let total: usize = per_zone.iter().sum();
+    let busiest = per_zone.iter().copied().max().unwrap_or(0);
+    let arm = wait(total, limits.arm_writes);
+    let zone = wait(busiest, limits.public_zone_writes);
+    if arm >= zone { (arm, "ARM writes per subscription and principal") } else { (zone, "public zone writes") }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What local Azure shows.
+
+/// Local Azure's record-set feed, folded: the current content of every record set written since
+/// the feed started, and the first time each (record set, content) was seen.
+struct Records {
+    feed: UnboundedReceiver<RecordSetChange>,
+    /// (zone name, relative name) → current values, `None` once deleted.
+    current: HashMap<(String, String), Option<Vec<String>>>,
+    /// (zone name, relative name, values) → first commit with exactly those values.
+    first: HashMap<(String, String, Option<Vec<String>>), Instant>,
+    writes: usize,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").field("current", &self.current.len()).field("writes", &self.writes).finish()
+    }
+}
+
+/// The zone name of a zone resource id.
+fn zone_name(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase()
+}
+
+impl Records {
+    fn new(feed: UnboundedReceiver<RecordSetChange>) -> Self {
+        Records { feed, current: HashMap::new(), first: HashMap::new(), writes: 0 }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(c) = self.feed.try_recv() {
+            let zone = zone_name(&c.zone);
+            let values = c.values.map(|mut v| {
+                v.sort();
+                v
+            });
+            self.first.entry((zone.clone(), c.name.clone(), values.clone())).or_insert(c.at);
+            self.current.insert((zone, c.name), values);
+            self.writes += 1;
+        }
+    }
+
+    fn holds(&self, zone: &str, name: &str, values: &[String]) -> bool {
+        self.current.get(&(zone.to_owned(), name.to_owned())).is_some_and(|v| v.as_deref() == Some(values))
+    }
+
+    fn deleted(&self, zone: &str, name: &str) -> bool {
+        self.current.get(&(zone.to_owned(), name.to_owned())).is_some_and(Option::is_none)
+    }
+
+    fn first_with(&self, zone: &str, name: &str, values: Option<&[String]>) -> Option<Instant> {
+        self.first.get(&(zone.to_owned(), name.to_owned(), values.map(<[String]>::to_vec))).copied()
+    }
+
+    /// Waits (checking every 10 ms) until `done` holds; `Err` after `timeout`.
+    async fn wait(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            if done(self) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn arm_writes(calls: &CallCounter) -> u64 {
+    ["RecordSets_CreateOrUpdate", "RecordSets_Update", "RecordSets_Delete"]
+        .iter()
+        .map(|op| calls.total("arm", op))
+        .sum()
+}
+
+fn arm_count(calls: &CallCounter, status: u16) -> u64 {
+    calls.snapshot().iter().filter(|c| c.key.service == "arm" && c.key.status == status).map(|c| c.count).sum()
+}
+
+fn arm_lists(calls: &CallCounter) -> u64 {
+    calls
+        .snapshot()
+        .iter()
+        .filter(|c| c.key.service == "arm" && c.key.operation.contains("List"))
+        .map(|c| c.count)
+        .sum()
+}
+
+/// Every Azure call by service, operation and status, for the evidence under the table.
+fn azure_calls(calls: &CallCounter) -> String {
+    let rows: Vec<String> = calls
+        .snapshot()
+        .into_iter()
+        .map(|c| format!("{} {} {} ×{}", c.key.service, c.key.operation, c.key.status, c.count))
+        .collect();
+    if rows.is_empty() { "none".into() } else { rows.join(", ") }
+}
+
+/// Waits until no ARM record-set write has happened for [`QUIET`].
+async fn quiet(calls: &CallCounter, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let (mut last, mut since) = (arm_writes(calls), Instant::now());
+    while since.elapsed() < QUIET {
+        if Instant::now() > deadline {
+            bail!("ARM writes did not stop within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = arm_writes(calls);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the cluster holds.
+
+fn http_routes(env: &Env) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(env.client.clone(), NAMESPACE, &ApiResource::from_gvk_with_plural(&gvk, "httproutes"))
+}
+
+fn cluster_dns_api(env: &Env) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("approuting.kubernetes.azure.com", "v1alpha1", "ClusterExternalDNS");
+    Api::all_with(env.client.clone(), &ApiResource::from_gvk_with_plural(&gvk, "clusterexternaldnses"))
+}
+
+fn gateway() -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": GATEWAY, "namespace": NAMESPACE},
+        "spec": {
+            "gatewayClassName": "approuting-istio",
+            "listeners": [{
+                "name": "http", "port": 80, "protocol": "HTTP",
+                "allowedRoutes": {"namespaces": {"from": "Same"}},
+            }],
+        },
+    })
+}
+
+fn route(name: &str, hostname: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "parentRefs": [{"name": GATEWAY}],
+            "hostnames": [hostname],
+            "rules": [{"backendRefs": [{"name": "httpbin", "port": 8000}]}],
+        },
+    })
+}
+
+fn zone_id(zone: &str) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnszones/{zone}",
+        seed000::SUBSCRIPTION,
+        seed000::RESOURCE_GROUP
+    )
+}
+
+fn cluster_dns(zones: &[String]) -> Value {
+    json!({
+        "apiVersion": "approuting.kubernetes.azure.com/v1alpha1",
+        "kind": "ClusterExternalDNS",
+        "metadata": {"name": DNS_RESOURCE},
+        "spec": {
+            "resourceName": DNS_RESOURCE,
+            "resourceNamespace": NAMESPACE,
+            "dnsZoneResourceIDs": zones.iter().map(|z| zone_id(z)).collect::<Vec<_>>(),
+            "resourceTypes": ["gateway"],
+            "identity": {"type": "workloadIdentity", "serviceAccount": seed000::SERVICE_ACCOUNT},
+            "holdDownSeconds": 0,
+        },
+    })
+}
+
+async fn apply(api: &Api<DynamicObject>, object: &Value) -> anyhow::Result<()> {
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).context("a name")?;
+    api.patch(name, &PatchParams::apply("routewarden-bench").force(), &Patch::Apply(object))
+        .await
+        .with_context(|| format!("applying {name}"))?;
+    Ok(())
+}
+
+/// Applies the Gateway and waits for its addresses (sorted).
+async fn gateway_with_addresses(env: &Env) -> anyhow::Result<Vec<String>> {
+    let api = env.gateways(NAMESPACE);
+    apply(&api, &gateway()).await?;
+    routewarden_e2e::wait_for("the Gateway's addresses", SYNC_TIMEOUT, || async {
+        let gw = api.get(GATEWAY).await.ok()?;
+        let mut ips: Vec<String> = gw.data["status"]["addresses"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a["value"].as_str().map(str::to_owned))
+            .collect();
+        ips.sort();
+        (!ips.is_empty()).then_some(ips)
+    })
+    .await
+}
+
+async fn dns_resource_ready(env: &Env) -> anyhow::Result<()> {
+    let api = cluster_dns_api(env);
+    routewarden_e2e::wait_for("the ClusterExternalDNS to be Ready", SYNC_TIMEOUT, || async {
+        let obj = api.get(DNS_RESOURCE).await.ok()?;
+        obj.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .then_some(())
+    })
+    .await
+}
+
+/// When a watch on the HTTPRoutes first showed each one `Accepted` by its Gateway: where the
+/// sandbox's Gateway controller's share of a route's latency ends and routewarden's begins.
+/// Dropping it ends the watch.
+struct AcceptedLog {
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AcceptedLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn accepted(route: &DynamicObject) -> bool {
+    route.data["status"]["parents"].as_array().into_iter().flatten().any(|p| {
+        p["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Accepted" && c["status"] == "True")
+    })
+}
+
+impl AcceptedLog {
+    /// Starts the watch and waits for its initial list.
+    async fn start(routes: Api<DynamicObject>) -> anyhow::Result<Self> {
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let listed = Arc::new(tokio::sync::Notify::new());
+        let events = watcher(routes, watcher::Config::default()).default_backoff();
+        let (log, done) = (seen.clone(), listed.clone());
+        let task = tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let now = Instant::now();
+                match event {
+                    Ok(watcher::Event::Apply(r) | watcher::Event::InitApply(r)) if accepted(&r) => {
+                        let name = r.metadata.name.clone().unwrap_or_default();
+                        log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(name).or_insert(now);
+                    }
+                    Ok(watcher::Event::InitDone) => done.notify_one(),
+                    _ => {}
+                }
+            }
+        });
+        tokio::time::timeout(SYNC_TIMEOUT, listed.notified()).await.context("the HTTPRoute watch's initial list")?;
+        Ok(AcceptedLog { seen, task })
+    }
+
+    fn get(&self, name: &str) -> Option<Instant> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).copied()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report.
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds; auto-resizing, so no sample is ever refused.
+    Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let _ = h.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
+}
+
+fn human(d: Duration) -> String {
+    match d.as_secs_f64() {
+        s if s >= 60.0 => format!("{:.0} min {:.0} s", (s / 60.0).floor(), s % 60.0),
+        s if s >= 1.0 => format!("{s:.2} s"),
+        s => format!("{:.1} ms", s * 1e3),
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> String {
+    let q = |v: u64| human(Duration::from_micros(v));
+    format!(
+        "p50 {}  p99 {}  max {}  (n={})",
+        q(h.value_at_quantile(0.5)),
+        q(h.value_at_quantile(0.99)),
+        q(h.max()),
+        h.len()
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    /// A target missed: shown, but the run still succeeds.
+    Fail,
+    /// A must missed: the run fails.
+    MustFail,
+    Info,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<[String; 4]>,
+    notes: Vec<String>,
+    phases: Vec<(String, Duration)>,
+    failed: bool,
+}
+
+impl Report {
+    fn row(&mut self, metric: impl Into<String>, value: impl Into<String>, target: impl Into<String>, v: Verdict) {
+        self.failed |= v == Verdict::MustFail;
+        let verdict = match v {
+            Verdict::Pass => "PASS",
+            Verdict::Fail | Verdict::MustFail => "FAIL",
+            Verdict::Info => "—",
+        };
+        self.rows.push([metric.into(), value.into(), target.into(), verdict.into()]);
+    }
+
+    /// Records how long a phase took, from `since`, and starts the next one.
+    fn phase(&mut self, name: &str, since: &mut Instant) {
+        eprintln!("{name}: {}", human(since.elapsed()));
+        self.phases.push((name.to_owned(), since.elapsed()));
+        *since = Instant::now();
+    }
+}
+
+fn target(ok: bool) -> Verdict {
+    if ok { Verdict::Pass } else { Verdict::Fail }
+}
+
+fn must(ok: bool) -> Verdict {
+    if ok { Verdict::Pass } else { Verdict::MustFail }
+}
+
+/// A field of `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
+fn proc_status(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "unknown".into(), |b| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0)))
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let memory = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let kb: u64 = m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0)))
+    });
+    format!("machine: {cores} cores, {} memory", memory.unwrap_or_else(|| "unknown".into()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases.
+
+/// The first rows: 1,000 routes applied one by one into the seed zone, then single changes,
+/// then a quiet minute.
+async fn incremental(report: &mut Report) -> anyhow::Result<()> {
+    let mut since = Instant::now();
+    let mut scenario = Scenario::seed000();
+    scenario.faults.rate_limits = scaled_limits();
+    let daemon_flags = daemon_limit_flags(report);
+    let env = Env::start(Options { scenario: Some(scenario), daemon_flags, ..Options::default() }).await?;
+    env.apply_yaml(NAMESPACES).await?;
+    let targets = gateway_with_addresses(&env).await?;
+    let zone = seed000::ZONE.to_owned();
+    apply(&cluster_dns_api(&env), &cluster_dns(std::slice::from_ref(&zone))).await?;
+    dns_resource_ready(&env).await?;
+    report.phase("incremental: setup", &mut since);
+
+    let calls = env.azure.calls();
+    calls.reset();
+    let mut records = Records::new(env.azure.admin().watch_record_sets());
+    let routes = http_routes(&env);
+    let accepted_log = AcceptedLog::start(routes.clone()).await?;
+    eprintln!("applying {ROUTES} HTTPRoutes, one every {APPLY_EVERY:?}");
+    let names: Vec<String> = (0..ROUTES).map(|i| format!("r{i}")).collect();
+    let mut applied = Vec::with_capacity(ROUTES);
+    let start = tokio::time::Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        tokio::time::sleep_until(start + APPLY_EVERY * u32::try_from(i)?).await;
+        apply(&routes, &route(name, &format!("{name}.{zone}"))).await?;
+        applied.push(Instant::now());
+    }
+    records
+        .wait("every route's record set", SYNC_TIMEOUT, |r| names.iter().all(|n| r.holds(&zone, n, &targets)))
+        .await?;
+    let (mut h, mut to_accepted, mut from_accepted) = (histogram(), histogram(), histogram());
+    for (name, at) in names.iter().zip(&applied) {
+        let seen = records.first_with(&zone, name, Some(&targets)).context("a record set seen")?;
+        record(&mut h, seen.saturating_duration_since(*at));
+        if let Some(accepted) = accepted_log.get(name) {
+            record(&mut to_accepted, accepted.saturating_duration_since(*at));
+            record(&mut from_accepted, seen.saturating_duration_since(accepted));
+        }
+    }
+    drop(accepted_log);
+    report.row(
+        format!("route applied → record set visible ({ROUTES} routes, one per {APPLY_EVERY:?})"),
+        quantiles(&h),
+        "report",
+        Verdict::Info,
+    );
+    report.row(
+        "  of which: route Accepted (watch) → record set visible",
+        quantiles(&from_accepted),
+        "report",
+        Verdict::Info,
+    );
+    report.notes.push(format!(
+        "route applied → Accepted by the sandbox Gateway controller (seen by a watch): {}",
+        quantiles(&to_accepted)
+    ));
+    quiet(&calls, SYNC_TIMEOUT).await?;
+    let writes = arm_writes(&calls);
+    report.row(
+        format!("ARM writes to publish {ROUTES} routes"),
+        format!("{writes}  ({} throttled)", arm_count(&calls, 429)),
+        format!("{ROUTES} (one per record set)"),
+        target(writes == ROUTES as u64),
+    );
+    report.notes.push(format!("publishing {ROUTES} routes, Azure calls: {}", azure_calls(&calls)));
+    report.phase("incremental: 1,000 routes", &mut since);
+
+    // One hostname changes: its new record set is created and its old one deleted.
+    calls.reset();
+    let renamed = format!("r0-renamed.{zone}");
+    let changed = Instant::now();
+    apply(&routes, &route("r0", &renamed)).await?;
+    records
+        .wait("the renamed route's record sets", SYNC_TIMEOUT, |r| {
+            r.holds(&zone, "r0-renamed", &targets) && r.deleted(&zone, "r0")
+        })
+        .await?;
+    let visible = records
+        .first_with(&zone, "r0-renamed", Some(&targets))
+        .max(records.first_with(&zone, "r0", None))
+        .unwrap_or(changed);
+    quiet(&calls, SYNC_TIMEOUT).await?;
+    let (puts, deletes) = (calls.total("arm", "RecordSets_CreateOrUpdate"), calls.total("arm", "RecordSets_Delete"));
+    report.row(
+        "ARM writes: one route's hostname changed (2 record sets)",
+        format!(
+            "{}  ({puts} CreateOrUpdate, {deletes} Delete; both done {} after the apply)",
+            arm_writes(&calls),
+            human(visible.saturating_duration_since(changed))
+        ),
+        "must: 2 (1 CreateOrUpdate, 1 Delete)",
+        must(puts == 1 && deletes == 1 && arm_writes(&calls) == 2),
+    );
+    report.notes.push(format!("hostname change, Azure calls: {}", azure_calls(&calls)));
+
+    // One route is deleted: its record set is deleted.
+    calls.reset();
+    let changed = Instant::now();
+    routes.delete("r1", &DeleteParams::default()).await?;
+    records.wait("the deleted route's record set to go", SYNC_TIMEOUT, |r| r.deleted(&zone, "r1")).await?;
+    let gone = records.first_with(&zone, "r1", None).unwrap_or(changed);
+    quiet(&calls, SYNC_TIMEOUT).await?;
+    let deletes = calls.total("arm", "RecordSets_Delete");
+    report.row(
+        "ARM writes: one route deleted (1 record set)",
+        format!(
+            "{}  ({deletes} Delete; done {} after the delete)",
+            arm_writes(&calls),
+            human(gone.saturating_duration_since(changed))
+        ),
+        "must: 1 (1 Delete)",
+        must(deletes == 1 && arm_writes(&calls) == 1),
+    );
+    report.notes.push(format!("route deletion, Azure calls: {}", azure_calls(&calls)));
+    report.phase("incremental: single changes", &mut since);
+
+    eprintln!("counting Azure calls for {STEADY_WINDOW:?} with nothing changing");
+    calls.reset();
+    let writes_before = records.writes;
+    tokio::time::sleep(STEADY_WINDOW).await;
+    records.drain();
+    let (writes, lists) = (arm_writes(&calls), arm_lists(&calls));
+    report.row(
+        format!("steady state: ARM writes in {} s, nothing changing", STEADY_WINDOW.as_secs()),
+        format!("{writes}  (record sets changed: {})", records.writes - writes_before),
+        "must: 0",
+        must(writes == 0 && records.writes == writes_before),
+    );
+    let per_hour = lists as f64 * 3600.0 / STEADY_WINDOW.as_secs_f64();
+    report.row(
+        "steady state: ARM list calls per hour (verification; extrapolated)",
+        format!("{per_hour:.0}  ({lists} in {} s, 1 zone, {} record sets)", STEADY_WINDOW.as_secs(), ROUTES),
+        "report",
+        Verdict::Info,
+    );
+    report.notes.push(format!("steady state, Azure calls: {}", azure_calls(&calls)));
+    report.phase("incremental: steady state", &mut since);
+    env.shutdown().await;
+    Ok(())
+}
+
+fn cold_zone(n: usize) -> String {
+    format!("zone{n}.example.org")
+}
+
+/// The seed scenario plus 7 public zones in its resource group, each with DNS Zone Contributor
+/// for the seed identity, under the scaled rate limits.
+fn cold_scenario() -> anyhow::Result<Scenario> {
+    let mut s = Scenario::seed000();
+    s.faults.rate_limits = scaled_limits();
+    let rg = s
+        .tenants
+        .first_mut()
+        .and_then(|t| t.subscriptions.first_mut())
+        .and_then(|s| s.resource_groups.first_mut())
+        .context("the seed scenario has a resource group")?;
+    for n in 0..COLD_ZONES {
+        rg.zones.push(ZoneSpec { name: cold_zone(n), kind: ZoneKind::Public, record_sets: Vec::new() });
+        s.role_assignments.push(RoleAssignmentSpec {
+            principal: seed000::IDENTITY.into(),
+            role: "DNS Zone Contributor".into(),
+            scope: format!("zone/{}", cold_zone(n)),
+        });
+    }
+    Ok(s)
+}
+
+/// Lists the routes until every one is accepted by the Gateway and the Gateway counts them all.
+async fn all_accepted(env: &Env, n: usize) -> anyhow::Result<()> {
+    let routes = http_routes(env);
+    let gateways = env.gateways(NAMESPACE);
+    routewarden_e2e::wait_for("every route accepted", SETUP_TIMEOUT, || async {
+        let list = routes.list(&ListParams::default()).await.ok()?;
+        let accepted = list
+            .items
+            .iter()
+            .filter(|r| {
+                r.data["status"]["parents"].as_array().into_iter().flatten().any(|p| {
+                    p["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Accepted" && c["status"] == "True")
+                })
+            })
+            .count();
+        let attached = gateways.get(GATEWAY).await.ok()?.data["status"]["listeners"][0]["attachedRoutes"].as_u64();
+        eprintln!("  {accepted} of {n} routes accepted, Gateway counts {attached:?}");
+        (accepted == n && attached == Some(n as u64)).then_some(())
+    })
+    .await
+}
+
+/// The last rows: 10,000 routes over 7 zones, all there before the daemon starts.
+async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
+    let mut since = Instant::now();
+    let daemon_flags = daemon_limit_flags(report);
+    let mut env =
+        Env::start(Options { scenario: Some(cold_scenario()?), daemon: false, daemon_flags, ..Options::default() })
+            .await?;
+    env.apply_yaml(NAMESPACES).await?;
+    let targets = gateway_with_addresses(&env).await?;
+    let zones: Vec<String> = (0..COLD_ZONES).map(cold_zone).collect();
+    apply(&cluster_dns_api(&env), &cluster_dns(&zones)).await?;
+    eprintln!("applying {COLD_ROUTES} HTTPRoutes over {COLD_ZONES} zones");
+    let routes = http_routes(&env);
+    let wanted: Vec<(String, String)> =
+        (0..COLD_ROUTES).map(|i| (zones[i % COLD_ZONES].clone(), format!("r{i}"))).collect();
+    let routes_ref = &routes;
+    futures::stream::iter(&wanted)
+        .map(|(zone, name)| async move { apply(routes_ref, &route(name, &format!("{name}.{zone}"))).await })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    report.phase("cold start: apply 10,000 routes", &mut since);
+    all_accepted(&env, COLD_ROUTES).await?;
+    report.phase("cold start: wait for the Gateway controller", &mut since);
+
+    let before = proc_status("VmRSS");
+    // Writing 5 to clear_refs resets this process's peak RSS (VmHWM) to its current RSS.
+    let reset_peak = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let calls = env.azure.calls();
+    calls.reset();
+    let mut records = Records::new(env.azure.admin().watch_record_sets());
+    eprintln!("starting the daemon");
+    let started = Instant::now();
+    env.start_daemon().await?;
+    let mut progress = Instant::now();
+    let outcome = records
+        .wait("every record set", COLD_TIMEOUT, |r| {
+            let report = progress.elapsed() >= Duration::from_secs(10);
+            // Fewer writes than record sets cannot be all of them: skip the scan (it shares the
+            // two cores with the daemon).
+            if r.writes < wanted.len() && !report {
+                return false;
+            }
+            let present = wanted.iter().filter(|(z, n)| r.holds(z, n, &targets)).count();
+            if report {
+                eprintln!("  {present} of {COLD_ROUTES} record sets after {}", human(started.elapsed()));
+                progress = Instant::now();
+            }
+            present == wanted.len()
+        })
+        .await;
+    let mut seen: Vec<Instant> = wanted.iter().filter_map(|(z, n)| records.first_with(z, n, Some(&targets))).collect();
+    seen.sort();
+    let at = |fraction: f64| {
+        let i = ((wanted.len() as f64 * fraction).ceil() as usize).saturating_sub(1);
+        seen.get(i).map(|t| human(t.saturating_duration_since(started)))
+    };
+    let per_zone: Vec<usize> =
+        (0..COLD_ZONES).map(|z| wanted.iter().filter(|(zone, _)| *zone == zones[z]).count()).collect();
+    let (scaled_floor, bucket) = floor(&scaled_limits(), &per_zone);
+    let (documented_floor, _) = floor(&RateLimits::default(), &per_zone);
+    let elapsed = seen.last().filter(|_| outcome.is_ok()).map(|t| t.saturating_duration_since(started));
+    report.row(
+        format!("cold start: daemon start → {COLD_ROUTES} record sets in {COLD_ZONES} zones"),
+        match elapsed {
+            Some(e) => format!("{}  ({:.1} × floor)", human(e), e.as_secs_f64() / scaled_floor.as_secs_f64()),
+            None => format!("{} of {COLD_ROUTES} after {}", seen.len(), human(COLD_TIMEOUT)),
+        },
+        format!(
+            "report; floor {} at limits ÷{SCALE} ({bucket}), {} at the documented limits",
+            human(scaled_floor),
+            human(documented_floor)
+        ),
+        if elapsed.is_some() { Verdict::Info } else { Verdict::Fail },
+    );
+    report.notes.push(format!(
+        "cold start progress from daemon start: first record set {}, 10% {}, 50% {}, 90% {}, 100% {}",
+        at(0.0).unwrap_or_else(|| "—".into()),
+        at(0.1).unwrap_or_else(|| "—".into()),
+        at(0.5).unwrap_or_else(|| "—".into()),
+        at(0.9).unwrap_or_else(|| "—".into()),
+        at(1.0).unwrap_or_else(|| "—".into()),
+    ));
+    let timeline: Vec<String> = zones
+        .iter()
+        .map(|zone| {
+            let times: Vec<Duration> = wanted
+                .iter()
+                .filter(|(z, _)| z == zone)
+                .filter_map(|(z, n)| records.first_with(z, n, Some(&targets)))
+                .map(|t| t.saturating_duration_since(started))
+                .collect();
+            match (times.iter().min(), times.iter().max()) {
+                (Some(first), Some(last)) => format!("{zone} {:.0}–{:.0} s", first.as_secs_f64(), last.as_secs_f64()),
+                _ => format!("{zone} none"),
+            }
+        })
+        .collect();
+    report.notes.push(format!("cold start, first → last record set per zone: {}", timeline.join(", ")));
+    let writes = arm_writes(&calls);
+    report.row(
+        "cold start: ARM writes",
+        format!("{writes}  (record sets changed {} times)", records.writes),
+        format!("{COLD_ROUTES} (one per record set)"),
+        target(writes == COLD_ROUTES as u64),
+    );
+    let throttled = arm_count(&calls, 429);
+    report.row(
+        "cold start: 429s received",
+        throttled.to_string(),
+        "0 (the daemon paces itself)",
+        target(throttled == 0),
+    );
+    let peak = proc_status("VmHWM");
+    report.row(
+        "cold start: peak memory (VmHWM; daemon + API server + local Azure)",
+        format!("{}  (RSS before the daemon started: {})", mib(peak), mib(before)),
+        if reset_peak { "report (peak reset at daemon start)" } else { "report (peak since process start)" },
+        Verdict::Info,
+    );
+    report.notes.push(format!("cold start, Azure calls: {}", azure_calls(&calls)));
+    report.phase("cold start: daemon start → all record sets", &mut since);
+    env.shutdown().await;
+    outcome.map(|_| ()).or_else(|e| {
+        eprintln!("{e}");
+        Ok(())
+    })
+}
+
+/// Runs one phase on a runtime of its own. Dropping the runtime ends every task the phase
+/// started, including the daemon's watch tasks, which do not all end when the daemon stops.
+fn phase<'a>(
+    report: &'a mut Report,
+    run: impl AsyncFnOnce(&'a mut Report) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(run(report))
+}
+
+fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!("{}", machine());
+    // `cargo bench --bench dns -- cold` runs only the phases whose name contains an argument
+    // (cargo itself passes `--bench`).
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    let mut report = Report::default();
+    if wanted("incremental") {
+        phase(&mut report, incremental)?;
+    }
+    if wanted("cold") {
+        phase(&mut report, cold_start)?;
+    }
+
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["metric", "value", "target / must", "verdict"]);
+    for row in &report.rows {
+        table.add_row(row);
+    }
+    println!("{table}");
+    for note in &report.notes {
+        println!("{note}");
+    }
+    let phases: Vec<String> = report.phases.iter().map(|(n, d)| format!("{n} {}", human(*d))).collect();
+    println!("phases: {}", phases.join(", "));
+    println!("total run time {}", human(started.elapsed()));
+    if report.failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
