@@ -25,8 +25,8 @@
 //! - **ARM writes per change** (must): with the 1,000 published and nothing in flight, one route's
 //!   hostname changes (a create and a delete: 2 record sets change) and one route is deleted (1
 //!   record set); every ARM record-set call until things are quiet for 3 s is counted. Exactly one
-//!   per changed record set. The ClusterExternalDNS sets `holdDownSeconds: 0`: a renamed route
-//!   still exists, so its old record set is otherwise kept for the hold-down (300 s by default).
+//!   per changed record set (a renamed route's old name is no longer asked for, so it is deleted at
+//!   once; the hold-down is for sources that merely lost their address).
 //! - **steady state** (must): 60 s with nothing changing: no ARM write at all; the list calls
 //!   (zone verification) are extrapolated to an hour.
 //! - **cold start**: a scenario with 7 more public zones in the seed resource group, DNS Zone
@@ -80,6 +80,7 @@ type BucketOf = fn(&RateLimits) -> Bucket;
 const DAEMON_LIMIT_FLAGS: &[(&str, BucketOf)] = &[
     ("--arm-write-limit", |l| l.arm_writes),
     ("--arm-read-limit", |l| l.arm_reads),
+    ("--arm-delete-limit", |l| l.arm_deletes),
     ("--public-zone-write-limit", |l| l.public_zone_writes),
     ("--private-zone-write-limit", |l| l.private_zone_writes),
     ("--public-zone-list-limit", |l| l.public_zone_lists),
@@ -341,7 +342,6 @@ fn cluster_dns(zones: &[String]) -> Value {
             "dnsZoneResourceIDs": zones.iter().map(|z| zone_id(z)).collect::<Vec<_>>(),
             "resourceTypes": ["gateway"],
             "identity": {"type": "workloadIdentity", "serviceAccount": seed000::SERVICE_ACCOUNT},
-            "holdDownSeconds": 0,
         },
     })
 }
