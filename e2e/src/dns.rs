@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The ARM resource id of a seed zone (`dnszones` or `privateDnsZones`).
-fn seed_zone_id(provider_type: &str, zone: &str) -> String {
+pub fn seed_zone_id(provider_type: &str, zone: &str) -> String {
     format!(
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/{provider_type}/{zone}",
         seed000::SUBSCRIPTION,
@@ -168,6 +168,16 @@ pub async fn ready_within(
         let last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         panic!("{e:#}; last status {last}; calls {:?}", env.azure.calls().snapshot())
     })
+}
+
+/// A condition of a status: (status, reason, message); empty strings when absent.
+pub fn condition_of(status: &Value, type_: &str) -> (String, String, String) {
+    let c = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == type_);
+    c.map(|c| {
+        let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+        (text("status"), text("reason"), text("message"))
+    })
+    .unwrap_or_default()
 }
 
 /// The Ready condition: (status, reason).

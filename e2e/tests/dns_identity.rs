@@ -5,12 +5,9 @@
 //! nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use routewarden_e2e::dns::{a_record, condition_of, gateway_addresses, ready_when, wait_for_a};
 use routewarden_e2e::*;
 use routewarden_sandbox::demo::{GATEWAYS_YAML as GATEWAYS, NAMESPACES_YAML as NAMESPACES};
-use serde_json::Value;
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(30);
 const NAME: &str = "node-identity-dns";
 
 fn cluster_dns(client_id: &str) -> String {
@@ -35,61 +32,6 @@ spec:
     )
 }
 
-/// The addresses of an A record set in the seed's public zone.
-fn a_record(sets: &[Value], name: &str) -> Option<Vec<String>> {
-    let set = sets.iter().find(|s| s["name"] == name && s["type"].as_str().is_some_and(|t| t.ends_with("/A")))?;
-    let mut ips: Vec<String> = set["properties"]["ARecords"]
-        .as_array()?
-        .iter()
-        .filter_map(|r| r["ipv4Address"].as_str().map(str::to_owned))
-        .collect();
-    ips.sort();
-    Some(ips)
-}
-
-async fn wait_for_a(env: &Env, name: &str) -> Vec<String> {
-    wait_for(&format!("A record {name}"), WAIT, || async {
-        a_record(&env.azure.admin().list_record_sets(seed000::ZONE).ok()?, name)
-    })
-    .await
-    .unwrap()
-}
-
-async fn gateway_addresses(env: &Env, ns: &str, gw: &str) -> Vec<String> {
-    wait_for(&format!("addresses of {ns}/{gw}"), WAIT, || async {
-        let gw = env.gateways(ns).get(gw).await.ok()?;
-        let mut ips: Vec<String> = gw.data["status"]["addresses"]
-            .as_array()?
-            .iter()
-            .filter_map(|a| a["value"].as_str().map(str::to_owned))
-            .collect();
-        ips.sort();
-        (!ips.is_empty()).then_some(ips)
-    })
-    .await
-    .unwrap()
-}
-
-/// The ClusterExternalDNS's Ready condition (status, reason, message) and its status, once
-/// `accept` holds for the condition.
-async fn ready_when(
-    env: &Env,
-    accept: impl Fn(&(String, String, String)) -> bool,
-) -> ((String, String, String), Value) {
-    let gvk = kube::api::GroupVersionKind::gvk("approuting.kubernetes.azure.com", "v1alpha1", "ClusterExternalDNS");
-    let ar = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, "clusterexternaldnses");
-    let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(env.client.clone(), &ar);
-    wait_for(&format!("Ready of {NAME}"), WAIT, || async {
-        let status = api.get(NAME).await.ok()?.data.get("status")?.clone();
-        let c = status["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();
-        let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-        let ready = (text("status"), text("reason"), text("message"));
-        accept(&ready).then_some((ready, status))
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_dns_with_the_nodes_managed_identity_publishes_the_gateways_records() {
     let env = Env::start(Options::default()).await.unwrap();
@@ -99,9 +41,10 @@ async fn a_cluster_dns_with_the_nodes_managed_identity_publishes_the_gateways_re
     let b_ips = gateway_addresses(&env, "app-b", "b-gateway").await;
 
     env.apply_yaml(&cluster_dns(seed000::NODE_CLIENT_ID)).await.unwrap();
-    assert_eq!(wait_for_a(&env, "a").await, a_ips);
-    assert_eq!(wait_for_a(&env, "b").await, b_ips);
-    let ((status, reason, _), counts) = ready_when(&env, |r| r.0 == "True").await;
+    assert_eq!(wait_for_a(&env, seed000::ZONE, "a").await.1, a_ips);
+    assert_eq!(wait_for_a(&env, seed000::ZONE, "b").await.1, b_ips);
+    let counts = ready_when(&env, "clusterexternaldnses", None, NAME, |s| condition_of(s, "Ready").0 == "True").await;
+    let (status, reason, _) = condition_of(&counts, "Ready");
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Synced"));
     assert_eq!((counts["recordsDesired"].as_u64(), counts["recordsApplied"].as_u64()), (Some(2), Some(2)), "{counts}");
     let calls = env.azure.calls();
@@ -120,7 +63,10 @@ async fn a_managed_identity_the_node_does_not_have_leaves_the_resource_not_ready
 
     let stranger = "11111111-2222-3333-4444-555555555555";
     env.apply_yaml(&cluster_dns(stranger)).await.unwrap();
-    let ((status, reason, message), _) = ready_when(&env, |r| r.0 == "False" && r.1 == "IdentityUnavailable").await;
+    let found =
+        ready_when(&env, "clusterexternaldnses", None, NAME, |s| condition_of(s, "Ready").1 == "IdentityUnavailable")
+            .await;
+    let (status, reason, message) = condition_of(&found, "Ready");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "IdentityUnavailable"));
     assert!(message.contains(stranger) && message.contains("Identity not found"), "{message}");
     let calls = env.azure.calls();

@@ -2,6 +2,7 @@
 //! identities that appear late and adoption of external-dns records, end to end on the sandbox.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use routewarden_e2e::dns;
 use routewarden_e2e::*;
 use routewarden_sandbox::demo::{GATEWAYS_YAML as GATEWAYS, NAMESPACES_YAML as NAMESPACES};
 use routewarden_sandbox_azure::Scenario;
@@ -13,32 +14,13 @@ const WAIT: Duration = Duration::from_secs(40);
 const VERIFY: [&str; 2] = ["--dns-verify-interval", "10s"];
 
 fn zone_id(zone: &str) -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/dnszones/{zone}",
-        seed000::SUBSCRIPTION,
-        seed000::RESOURCE_GROUP
-    )
+    dns::seed_zone_id("dnszones", zone)
 }
 
+/// A ClusterExternalDNS over `zones` (names in the seed resource group), with `extra` spec lines.
 fn cluster_dns(name: &str, zones: &[&str], extra: &str) -> String {
-    let zones: String = zones.iter().map(|z| format!("\n  - {}", zone_id(z))).collect();
-    format!(
-        r#"apiVersion: approuting.kubernetes.azure.com/v1alpha1
-kind: ClusterExternalDNS
-metadata:
-  name: {name}
-spec:
-  resourceName: {name}
-  resourceNamespace: app-a
-  dnsZoneResourceIDs:{zones}
-  resourceTypes:
-  - gateway
-  identity:
-    type: workloadIdentity
-    serviceAccount: {sa}
-{extra}"#,
-        sa = seed000::SERVICE_ACCOUNT
-    )
+    let ids: Vec<String> = zones.iter().map(|z| zone_id(z)).collect();
+    dns::cluster_dns(name, &ids, None) + extra
 }
 
 fn flags() -> Vec<String> {
@@ -73,43 +55,12 @@ async fn wait_record(
     .unwrap()
 }
 
-async fn addresses(env: &Env, ns: &str, gw: &str) -> Vec<String> {
-    wait_for(&format!("addresses of {ns}/{gw}"), WAIT, || async {
-        let gw = env.gateways(ns).get(gw).await.ok()?;
-        let mut ips: Vec<String> = gw.data["status"]["addresses"]
-            .as_array()?
-            .iter()
-            .filter_map(|a| a["value"].as_str().map(str::to_owned))
-            .collect();
-        ips.sort();
-        (!ips.is_empty()).then_some(ips)
-    })
-    .await
-    .unwrap()
-}
-
 fn cedns_api(env: &Env) -> kube::Api<kube::api::DynamicObject> {
-    let gvk = kube::api::GroupVersionKind::gvk("approuting.kubernetes.azure.com", "v1alpha1", "ClusterExternalDNS");
-    let ar = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, "clusterexternaldnses");
-    kube::Api::all_with(env.client.clone(), &ar)
-}
-
-fn condition(status: &Value, type_: &str) -> (String, String, String) {
-    let c = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == type_);
-    c.map(|c| {
-        let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
-        (s("status"), s("reason"), s("message"))
-    })
-    .unwrap_or_default()
+    dns::dns_api(env, "clusterexternaldnses", None)
 }
 
 async fn status_when(env: &Env, name: &str, accept: impl Fn(&Value) -> bool) -> Value {
-    wait_for(&format!("status of {name}"), WAIT, || async {
-        let status = cedns_api(env).get(name).await.ok()?.data.get("status")?.clone();
-        accept(&status).then_some(status)
-    })
-    .await
-    .unwrap()
+    dns::ready_within(env, "clusterexternaldnses", None, name, WAIT, accept).await
 }
 
 async fn stale_view(env: &Env) -> Value {
@@ -117,27 +68,31 @@ async fn stale_view(env: &Env) -> Value {
     reqwest::get(format!("{admin}/v1/journal/stale")).await.unwrap().json().await.unwrap()
 }
 
-/// An out-of-band PUT through ARM, as a user with the seed identity's rights would make it.
-async fn put_outside(env: &Env, zone: &str, name: &str, ips: &[&str], metadata: Value) {
+/// An ARM client and token of the seed identity, for changes made outside routewarden.
+fn outside(env: &Env, name: &str) -> (reqwest::Client, String, String) {
     let token = env.azure.admin().issue_token(seed000::CLIENT_ID, &env.azure.endpoints().arm_audience, 600).unwrap();
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(env.azure.ca_pem().as_bytes()).unwrap())
         .build()
         .unwrap();
-    let url = format!("{}{}/A/{name}?api-version=2018-05-01", env.azure.endpoints().resource_manager, zone_id(zone));
-    let body = json!({"properties": {"TTL": 300, "metadata": metadata, "ARecords": ips.iter().map(|ip| json!({"ipv4Address": ip})).collect::<Vec<_>>()}});
+    let url =
+        format!("{}{}/A/{name}?api-version=2018-05-01", env.azure.endpoints().resource_manager, zone_id(seed000::ZONE));
+    (http, token, url)
+}
+
+/// An out-of-band PUT of an A record set in the seed zone, as a user with the seed identity's
+/// rights would make it.
+async fn put_outside(env: &Env, name: &str, ips: &[&str], metadata: Value) {
+    let (http, token, url) = outside(env, name);
+    let records: Vec<Value> = ips.iter().map(|ip| json!({"ipv4Address": ip})).collect();
+    let body = json!({"properties": {"TTL": 300, "metadata": metadata, "ARecords": records}});
     let r = http.put(url).bearer_auth(token).json(&body).send().await.unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
 }
 
-/// An out-of-band DELETE through ARM.
-async fn delete_outside(env: &Env, zone: &str, name: &str) {
-    let token = env.azure.admin().issue_token(seed000::CLIENT_ID, &env.azure.endpoints().arm_audience, 600).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(env.azure.ca_pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
-    let url = format!("{}{}/A/{name}?api-version=2018-05-01", env.azure.endpoints().resource_manager, zone_id(zone));
+/// An out-of-band DELETE of an A record set in the seed zone.
+async fn delete_outside(env: &Env, name: &str) {
+    let (http, token, url) = outside(env, name);
     let r = http.delete(url).bearer_auth(token).send().await.unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
 }
@@ -168,18 +123,18 @@ async fn rbac_missing_on_one_zone_degrades_only_that_zone() {
     )
     .await
     .unwrap();
-    let a_ips = addresses(&env, "app-a", "a-gateway").await;
+    let a_ips = dns::gateway_addresses(&env, "app-a", "a-gateway").await;
     env.apply_yaml(&cluster_dns("two-zones", &["example.com", "example.org"], "")).await.unwrap();
 
     let (_, ips, _) = wait_record(&env, "example.com", "a", |_| true).await;
     assert_eq!(ips, a_ips, "the zone with a role gets its records");
     wait_record(&env, "example.com", "b", |_| true).await;
-    let status = status_when(&env, "two-zones", |s| condition(s, "ZonesAccessible").0 == "False").await;
-    let (_, reason, message) = condition(&status, "ZonesAccessible");
+    let status = status_when(&env, "two-zones", |s| dns::condition_of(s, "ZonesAccessible").0 == "False").await;
+    let (_, reason, message) = dns::condition_of(&status, "ZonesAccessible");
     assert_eq!(reason, "ZoneForbidden", "{status}");
     assert!(message.contains("example.org") && !message.contains("example.com:"), "{message}");
     assert_eq!((status["zones"].as_u64(), status["zonesAccessible"].as_u64()), (Some(2), Some(1)), "{status}");
-    assert_eq!(condition(&status, "Ready").0, "False");
+    assert_eq!(dns::condition_of(&status, "Ready").0, "False");
     let status = status_when(&env, "two-zones", |s| s["recordsApplied"].as_u64() == Some(2)).await;
     assert_eq!(status["recordsDesired"].as_u64(), Some(3), "a, b and x; only x waits: {status}");
     assert!(env.azure.admin().list_record_sets("example.org").unwrap().iter().all(|s| s["name"] != "x"));
@@ -218,7 +173,7 @@ async fn records_of_a_deleted_resource_are_reported_stale_and_drift_is_repaired(
     let env = Env::start(Options { daemon_flags: flags(), ..Options::default() }).await.unwrap();
     env.apply_yaml(NAMESPACES).await.unwrap();
     env.apply_yaml(GATEWAYS).await.unwrap();
-    let a_ips = addresses(&env, "app-a", "a-gateway").await;
+    let a_ips = dns::gateway_addresses(&env, "app-a", "a-gateway").await;
     // `first` publishes b only; `second` publishes a only, and keeps verifying the zone.
     env.apply_yaml(&cluster_dns("first", &["example.com"], "  filters:\n    gatewayLabels: zone=b\n")).await.unwrap();
     wait_record(&env, "example.com", "b", |_| true).await;
@@ -228,7 +183,7 @@ async fn records_of_a_deleted_resource_are_reported_stale_and_drift_is_repaired(
 
     // Within a verify interval, b shows as stale in the journal, in status and in the sample.
     let status = status_when(&env, "second", |s| s["stale"].as_u64() == Some(1)).await;
-    assert_eq!(condition(&status, "Degraded").1, "StaleRecords", "{status}");
+    assert_eq!(dns::condition_of(&status, "Degraded").1, "StaleRecords", "{status}");
     let sample = &status["samples"][0];
     assert_eq!(
         (sample["problem"].as_str(), sample["hostname"].as_str()),
@@ -247,13 +202,13 @@ async fn records_of_a_deleted_resource_are_reported_stale_and_drift_is_repaired(
     // verification finds the drift and one conditional PUT restores it.
     let (_, _, meta) = record(&env.azure.admin().list_record_sets("example.com").unwrap(), "a", "A").unwrap();
     let puts = calls(&env, "RecordSets_CreateOrUpdate");
-    put_outside(&env, "example.com", "a", &["192.0.2.77"], meta).await;
+    put_outside(&env, "a", &["192.0.2.77"], meta).await;
     let (_, ips, _) = wait_record(&env, "example.com", "a", |r| r.1 != ["192.0.2.77"]).await;
     assert_eq!(ips, a_ips, "repaired to the Gateway's addresses");
     assert_eq!(calls(&env, "RecordSets_CreateOrUpdate"), puts + 2, "the outside edit and one repair");
 
     // Someone deletes it: the next verification writes it again.
-    delete_outside(&env, "example.com", "a").await;
+    delete_outside(&env, "a").await;
     assert!(record(&env.azure.admin().list_record_sets("example.com").unwrap(), "a", "A").is_none());
     let (_, ips, _) = wait_record(&env, "example.com", "a", |_| true).await;
     assert_eq!(ips, a_ips, "written again");
@@ -267,8 +222,8 @@ async fn a_service_account_that_appears_late_is_used_at_once() {
     env.apply_yaml(GATEWAYS).await.unwrap();
     let spec = cluster_dns("late", &["example.com"], "").replace(seed000::SERVICE_ACCOUNT, "late-sa");
     env.apply_yaml(&spec).await.unwrap();
-    let status = status_when(&env, "late", |s| condition(s, "Ready").1 == "IdentityUnavailable").await;
-    assert!(condition(&status, "Ready").2.contains("app-a/late-sa"), "{status}");
+    let status = status_when(&env, "late", |s| dns::condition_of(s, "Ready").1 == "IdentityUnavailable").await;
+    assert!(dns::condition_of(&status, "Ready").2.contains("app-a/late-sa"), "{status}");
     // Let the first attempts fail and back off (60 s for a missing identity).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sa = format!(
@@ -312,14 +267,18 @@ async fn record_sets_of_the_configured_external_dns_owner_are_adopted_and_others
     let env = Env::start(Options { scenario: Some(scenario), daemon_flags, ..Options::default() }).await.unwrap();
     env.apply_yaml(NAMESPACES).await.unwrap();
     env.apply_yaml(GATEWAYS).await.unwrap();
-    let a_ips = addresses(&env, "app-a", "a-gateway").await;
+    let a_ips = dns::gateway_addresses(&env, "app-a", "a-gateway").await;
     env.apply_yaml(&cluster_dns("adopting", &["example.com"], "")).await.unwrap();
 
     let (_, ips, meta) = wait_record(&env, "example.com", "a", |r| r.2.get("routewarden-owner").is_some()).await;
     assert_eq!(ips, a_ips);
     assert!(meta["routewarden-owner"].as_str().unwrap().ends_with("/clusterexternaldns/adopting"), "{meta}");
     let status = status_when(&env, "adopting", |s| s["conflicts"].as_u64() == Some(1)).await;
-    assert_eq!(condition(&status, "Degraded").1, "Conflicts", "b belongs to another external-dns owner: {status}");
+    assert_eq!(
+        dns::condition_of(&status, "Degraded").1,
+        "Conflicts",
+        "b belongs to another external-dns owner: {status}"
+    );
     let sets = env.azure.admin().list_record_sets("example.com").unwrap();
     assert!(record(&sets, "a-a", "TXT").is_none(), "the adopted record's registry TXT is deleted");
     assert!(record(&sets, "a-b", "TXT").is_some());
