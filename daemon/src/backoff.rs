@@ -51,8 +51,8 @@ pub async fn claim_next(
     claim(journal, kind_prefix, lease, wake, stop, std::sync::Arc::new(|_| true), false).await
 }
 
-/// Which due items a worker takes now (others stay due for later).
-pub type Wanted = std::sync::Arc<dyn Fn(&routewarden_store::WorkItem) -> bool + Send + Sync>;
+/// Which due items (by key) a worker takes now; others stay due for later.
+pub type Wanted = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// [`claim_next`], passing by due items `wanted` refuses.
 pub async fn claim_next_where(
@@ -77,7 +77,9 @@ async fn claim(
 ) -> Option<routewarden_store::Claimed> {
     use routewarden_store::Time;
     let j = journal.clone();
-    match tokio::task::spawn_blocking(move || j.claim_where(Time::now(), 1, lease, kind_prefix, |i| wanted(i))).await {
+    match tokio::task::spawn_blocking(move || j.claim_where(Time::now(), 1, lease, kind_prefix, |key| wanted(key)))
+        .await
+    {
         Ok(Ok(mut items)) if !items.is_empty() => return items.pop(),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(kinds = kind_prefix, error = %e, "failed to claim work from the journal"),

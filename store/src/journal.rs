@@ -13,7 +13,7 @@ use crate::time::Time;
 use serde::{Serialize, de::DeserializeOwned};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,6 +77,19 @@ struct Inner {
     /// cache nor the file size, so alone it would not survive power loss.
     log_file: std::fs::File,
     appends_since_prune: AtomicU64,
+    /// Kind and key of work items by id, which never change once an item exists (ids are never
+    /// reused): claims pass over another controller's due items without reading them from disk.
+    idents: Mutex<HashMap<u64, Ident>>,
+}
+
+/// A work item's kind and key.
+type Ident = (Arc<str>, Arc<str>);
+
+/// Beyond this many cached idents the cache starts over (it only saves reads).
+const MAX_IDENTS: usize = 1_000_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 // Positions of the tables in `Inner::trees` and in a transaction's views (same order as tables::ALL).
@@ -541,6 +554,7 @@ impl Journal {
                 flushed: Mutex::new(0),
                 log_file,
                 appends_since_prune: AtomicU64::new(0),
+                idents: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -620,7 +634,7 @@ impl Journal {
         max: usize,
         lease_for: Duration,
         kind_prefix: &str,
-        wanted: impl Fn(&WorkItem) -> bool,
+        wanted: impl Fn(&str) -> bool,
     ) -> Result<Vec<Claimed>> {
         let mut upper = now.key_bytes().to_vec();
         upper.extend_from_slice(&u64::MAX.to_be_bytes());
@@ -630,7 +644,7 @@ impl Journal {
                 break;
             }
             let Some(id) = id_from_due(&key?) else { continue };
-            if self.work_item(id)?.is_some_and(|i| i.kind.starts_with(kind_prefix) && wanted(&i)) {
+            if self.ident(id)?.is_some_and(|(kind, key)| kind.starts_with(kind_prefix) && wanted(&key)) {
                 ids.push(id);
             }
         }
@@ -646,6 +660,21 @@ impl Journal {
             }
             Ok(out)
         })
+    }
+
+    /// The kind and key of item `id`, from the cache or the queue table.
+    fn ident(&self, id: u64) -> Result<Option<Ident>> {
+        if let Some(found) = lock(&self.inner.idents).get(&id) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(item) = self.work_item(id)? else { return Ok(None) };
+        let ident: Ident = (item.kind.into(), item.key.into());
+        let mut idents = lock(&self.inner.idents);
+        if idents.len() >= MAX_IDENTS {
+            idents.clear();
+        }
+        idents.insert(id, ident.clone());
+        Ok(Some(ident))
     }
 
     fn read<T: DeserializeOwned>(&self, t: usize, key: &[u8]) -> Result<Option<T>> {
@@ -744,9 +773,11 @@ impl Journal {
         for key in self.inner.trees[QUEUE_DUE].iter().keys() {
             let id =
                 id_from_due(&key?).ok_or(Error::Decode { table: tables::QUEUE_DUE, detail: "short key".into() })?;
-            match self.work_item(id)? {
-                Some(item) if item.kind.starts_with(kind_prefix) => return Ok(Some(item)),
-                _ => {}
+            if !self.ident(id)?.is_some_and(|(kind, _)| kind.starts_with(kind_prefix)) {
+                continue;
+            }
+            if let Some(item) = self.work_item(id)? {
+                return Ok(Some(item));
             }
         }
         Ok(None)

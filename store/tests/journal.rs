@@ -125,7 +125,7 @@ fn claims_pass_over_items_the_caller_does_not_want_now() {
     let j = open(dir.path());
     enqueue(&j, "zone-1/a", "1", t(100));
     enqueue(&j, "zone-2/b", "1", t(200));
-    let claimed = j.claim_where(t(300), 1, LEASE, "dns.", |i| !i.key.starts_with("zone-1/")).unwrap();
+    let claimed = j.claim_where(t(300), 1, LEASE, "dns.", |key| !key.starts_with("zone-1/")).unwrap();
     assert_eq!(claimed.into_iter().map(|c| c.item.key).collect::<Vec<_>>(), vec!["zone-2/b"]);
     assert_eq!(j.claim(t(300), 10, LEASE).unwrap().remove(0).item.key, "zone-1/a", "the skipped item stays due");
 }

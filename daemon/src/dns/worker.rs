@@ -133,7 +133,7 @@ impl Workers {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let limits = self.limits.clone();
         let wanted: crate::backoff::Wanted =
-            Arc::new(move |item| parse_key(&item.key).is_none_or(|k| limits.zone_ready(&k.zone)));
+            Arc::new(move |key| parse_key(key).is_none_or(|k| limits.zone_ready(&k.zone)));
         while !*stop.borrow() {
             let Some(claimed) = crate::backoff::claim_next_where(
                 &self.journal,
