@@ -307,3 +307,25 @@ async fn upsert_only_keeps_the_record_of_a_deleted_gateway_and_reports_it_stale(
     assert_eq!(calls(&env, "RecordSets_Delete"), 0);
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_is_verified_with_the_next_resources_identity_when_the_first_is_refused() {
+    let env = Env::start(Options { daemon_flags: flags(), ..Options::default() }).await.unwrap();
+    env.apply_yaml(NAMESPACES).await.unwrap();
+    env.apply_yaml(GATEWAYS).await.unwrap();
+    // First in resource order: an identity the node does not have, publishing nothing.
+    let stranger = cluster_dns("aaa-stranger", &["example.com"], "  filters:\n    gatewayLabels: zone=none\n").replace(
+        &format!("    type: workloadIdentity\n    serviceAccount: {}\n", seed000::SERVICE_ACCOUNT),
+        "    type: managedIdentity\n    clientID: 11111111-2222-3333-4444-555555555555\n",
+    );
+    env.apply_yaml(&stranger).await.unwrap();
+    env.apply_yaml(&cluster_dns("zzz-seed", &["example.com"], "")).await.unwrap();
+    wait_record(&env, "example.com", "a", |_| true).await;
+
+    let status = status_when(&env, "zzz-seed", |s| dns::condition_of(s, "ZonesAccessible").0 == "True").await;
+    assert_eq!(dns::condition_of(&status, "ZonesAccessible").1, "AllZonesAccessible", "{status}");
+    let calls = env.azure.calls();
+    assert!(calls.get("imds", "Token", 400) >= 1, "the first identity was tried and refused");
+    assert!(calls.get("arm", "RecordSets_ListByDnsZone", 200) >= 1, "the next one listed the zone");
+    env.shutdown().await;
+}

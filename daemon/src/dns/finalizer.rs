@@ -9,9 +9,10 @@
 
 use super::sources::DnsObject;
 use super::worker::Workers;
-use super::{FINALIZER, resource_of};
+use super::{FINALIZER, KIND_APPLY, parse_key, resource_of};
 use crate::crd::v1alpha1::{ClusterExternalDns, ExternalDns};
 use kube::api::{Api, Patch, PatchParams};
+use routewarden_store::ItemState;
 
 /// What a pass should do with one resource's finalizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,19 +32,30 @@ pub fn decide(object: &DnsObject, records_left: bool) -> Option<Action> {
     }
 }
 
-/// Whether the journal still holds a record set (desired or applied) owned by `identity`.
-fn records_left(w: &Workers, identity: &str) -> bool {
-    let owned = |owner: &str| resource_of(owner) == identity;
+/// Whether the journal still holds a record set (desired or applied) owned by `object`, or a
+/// worker is writing in one of its zones: a write in flight may be about to record a record set
+/// as applied, and the finalizer must outlive it so that record set is deleted too.
+fn records_left(w: &Workers, object: &DnsObject) -> bool {
+    let owned = |owner: &str| resource_of(owner) == object.identity;
+    let zones: Vec<&str> =
+        object.config.as_ref().map(|c| c.resource.zones.iter().map(|z| z.id.as_str()).collect()).unwrap_or_default();
     let desired = w.journal.desired_records(None).map(|d| d.iter().any(|(_, r)| owned(&r.owner)));
     let applied = w.journal.applied_records(None).map(|a| a.iter().any(|(_, r)| owned(&r.owner)));
+    let writing = w.journal.work_items().map(|items| {
+        items.iter().any(|i| {
+            i.kind == KIND_APPLY
+                && i.state == ItemState::InFlight
+                && parse_key(&i.key).is_some_and(|k| zones.contains(&k.zone.as_str()))
+        })
+    });
     // A journal that cannot be read keeps the finalizer: never let records go unaccounted.
-    desired.unwrap_or(true) || applied.unwrap_or(true)
+    desired.unwrap_or(true) || applied.unwrap_or(true) || writing.unwrap_or(true)
 }
 
 /// Adds or removes the finalizer where [`decide`] says so.
 pub async fn sync(w: &Workers, resources: &[DnsObject]) {
     for object in resources {
-        let left = object.deleting() && records_left(w, &object.identity);
+        let left = object.deleting() && records_left(w, object);
         let Some(action) = decide(object, left) else { continue };
         let mut finalizers: Vec<String> = object.meta.finalizers.clone().unwrap_or_default();
         match action {

@@ -239,6 +239,7 @@ pub fn start(
         wake: Arc::new(tokio::sync::Notify::new()),
         reported: Arc::new(tokio::sync::Notify::new()),
         verify: Arc::new(tokio::sync::Notify::new()),
+        replan: changed.clone(),
         metrics,
     });
     let mut tasks = crate::backoff::spawn_workers(n, &stop, |stop| workers.clone().run(stop));

@@ -168,10 +168,12 @@ pub fn compare(
     out
 }
 
-/// A zone to verify: how, with whose identity, and which resources use it.
+/// A zone to verify: how, with whose identities, and which resources use it.
 struct Target {
     zone: ZoneRef,
-    id: Principal,
+    /// The usable identities of the resources naming the zone, in resource order: when Azure
+    /// refuses one (no role on the zone, no token), the next is tried.
+    ids: Vec<Principal>,
     /// Every valid resource naming the zone: when this changes (one is deleted, another added),
     /// the zone is verified again at once, so records left behind show up as stale without
     /// waiting for the interval.
@@ -193,18 +195,31 @@ fn targets(w: &Workers) -> BTreeMap<String, Target> {
             users.entry(zone.id.clone()).or_default().insert(config.resource.identity());
         }
     }
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, Target> = BTreeMap::new();
     for config in configs {
         let Ok(id) = identity_key(&config, &w.caches, w.settings.default_tenant.as_deref()) else { continue };
         for zone in &config.resource.zones {
-            out.entry(zone.id.clone()).or_insert_with(|| Target {
+            let target = out.entry(zone.id.clone()).or_insert_with(|| Target {
                 zone: ZoneRef { id: zone.id.clone(), private: zone.private },
-                id: id.clone(),
+                ids: Vec::new(),
                 users: users.get(&zone.id).cloned().unwrap_or_default(),
             });
+            if !target.ids.contains(&id) {
+                target.ids.push(id.clone());
+            }
         }
     }
     out
+}
+
+/// How one verification ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    Listed,
+    /// Azure refused this identity (403, 404, no token): another may do.
+    Refused,
+    /// A transient failure or a journal error.
+    Failed,
 }
 
 pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
@@ -225,7 +240,14 @@ pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
             if *stop.borrow() {
                 return;
             }
-            let failures = if verify_zone(&w, &t.zone, &t.id, failures).await { 0 } else { failures + 1 };
+            let mut outcome = Verified::Refused;
+            for id in &t.ids {
+                outcome = verify_zone(&w, &t.zone, id, failures).await;
+                if outcome != Verified::Refused {
+                    break;
+                }
+            }
+            let failures = if outcome == Verified::Listed { 0 } else { failures + 1 };
             let wait = if failures == 0 {
                 interval
             } else {
@@ -262,10 +284,10 @@ fn health_of(e: &routewarden_azure::AzureError, zone: &str) -> ZoneHealth {
 /// in a row failed: one 500 must not flip a resource's Ready condition.
 const TRANSIENT_FAILURES_TO_REPORT: u32 = 3;
 
-/// Lists one zone and brings the journal, metrics and shared health up to date; whether the
-/// list succeeded. `failures` counts the lists of this zone that failed just before.
-#[tracing::instrument(skip(w, id), fields(zone = %zone.id))]
-pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: u32) -> bool {
+/// Lists one zone with `id` and brings the journal, metrics and shared health up to date.
+/// `failures` counts the lists of this zone that failed just before.
+#[tracing::instrument(skip(w, id), fields(zone = %zone.id, client_id = id.client_id()))]
+pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: u32) -> Verified {
     let parsed = Zone::parse(&zone.id).ok();
     let labels = zone_labels(parsed.as_ref(), &zone.id);
     let name = labels.zone.clone();
@@ -284,7 +306,7 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
         Err(e) => {
             tracing::warn!(error = %e, failures = failures + 1, "zone verification failed");
             if e.kind.retryable() && failures + 1 < TRANSIENT_FAILURES_TO_REPORT {
-                return false;
+                return Verified::Failed;
             }
             w.metrics.dns_zone_accessible.get_or_create(&labels).set(0);
             let health = health_of(&e, &name);
@@ -292,7 +314,7 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
             if changed {
                 w.reported.notify_one();
             }
-            return false;
+            return if e.kind.retryable() { Verified::Failed } else { Verified::Refused };
         }
     };
     let live: BTreeSet<String> = w.caches.dns_resources().into_iter().map(|r| r.identity).collect();
@@ -371,11 +393,11 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "failed to record a zone verification");
-            return false;
+            return Verified::Failed;
         }
         Err(e) => {
             tracing::error!(error = %e, "zone verification task failed");
-            return false;
+            return Verified::Failed;
         }
     };
     let m = &w.metrics;
@@ -404,7 +426,7 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
         w.wake.notify_waiters();
     }
     w.reported.notify_one();
-    true
+    Verified::Listed
 }
 
 /// Queues the desired content of `key` again; whether anything was queued.

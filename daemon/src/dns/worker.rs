@@ -88,6 +88,9 @@ pub struct Workers {
     pub reported: Arc<Notify>,
     /// Notified when the zones to verify may have changed.
     pub verify: Arc<Notify>,
+    /// Wakes the planner loop (as a watch event does): after a delete, so a deleting resource's
+    /// finalizer is released as soon as its last record set is gone.
+    pub replan: Arc<Notify>,
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
 }
@@ -286,7 +289,9 @@ impl Workers {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                self.commit_applied(key, None, "dns.deleted", "deleted").await.map(|()| Outcome::Done)
+                let done = self.commit_applied(key, None, "dns.deleted", "deleted").await.map(|()| Outcome::Done);
+                self.replan.notify_one();
+                done
             }
             Some(desired) => {
                 if is_applied(&desired, applied.as_ref()) {
