@@ -19,3 +19,9 @@ pub mod metrics;
 pub mod tls;
 pub mod view;
 pub mod watches;
+
+/// Locks a mutex, taking over a poisoned one: every mutex here guards plain data that a panicking
+/// holder cannot leave half-updated in a way a later reader would misread.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

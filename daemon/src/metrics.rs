@@ -2,6 +2,7 @@
 //! series exist only while the listener is managed (they are removed with it), reasons and
 //! operations come from closed enums, and nothing secret is ever a label or a value.
 
+use crate::lock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -63,6 +64,13 @@ pub struct ZoneStateLabels {
     pub state: String,
 }
 
+impl ZoneLabels {
+    /// The same zone, one state of `routewarden_dns_records`.
+    pub fn with_state(&self, state: &str) -> ZoneStateLabels {
+        ZoneStateLabels { zone: self.zone.clone(), kind: self.kind.clone(), state: state.to_owned() }
+    }
+}
+
 /// Every metric routewarden exports.
 pub struct Metrics {
     registry: Registry,
@@ -86,10 +94,6 @@ pub struct Metrics {
     pub dns_rate_limit_deferrals: Family<ZoneLabels, Counter>,
     pub dns_drift_repaired: Counter,
     info_index: Mutex<HashMap<CertBindingKey, CertificateInfoLabels>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Metrics {

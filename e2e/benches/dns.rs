@@ -38,7 +38,6 @@
 //!   — reset just before the daemon starts.
 
 use anyhow::{Context, bail};
-use clap::CommandFactory;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
@@ -75,8 +74,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
 type BucketOf = fn(&RateLimits) -> Bucket;
 
 /// The daemon's own token buckets: each flag with the local Azure bucket it mirrors, given as
-/// `BURST/PERIOD` at the same scale. A flag is passed only when `routewarden run` has it, so
-/// the run shows which limits the daemon was told (the notes under the table list the rest).
+/// `BURST/PERIOD` at the same scale.
 const DAEMON_LIMIT_FLAGS: &[(&str, BucketOf)] = &[
     ("--arm-write-limit", |l| l.arm_writes),
     ("--arm-read-limit", |l| l.arm_reads),
@@ -121,32 +119,16 @@ fn bucket_flag(b: Bucket) -> String {
     format!("{}/{period}", b.limit)
 }
 
-/// The limit flags `routewarden run` knows, with their scaled values; notes the ones it does not.
+/// The daemon's limit flags with their scaled values, noted under the table once.
 fn daemon_limit_flags(report: &mut Report) -> Vec<String> {
-    let cli = routewarden::cli::Cli::command();
-    let run = cli.find_subcommand("run");
-    let knows = |flag: &str| {
-        run.is_some_and(|r| r.get_arguments().any(|a| a.get_long().is_some_and(|l| Some(l) == flag.strip_prefix("--"))))
-    };
     let limits = scaled_limits();
-    let (mut flags, mut passed, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
-    for (flag, bucket) in DAEMON_LIMIT_FLAGS {
-        let value = bucket_flag(bucket(&limits));
-        if knows(flag) {
-            passed.push(format!("{flag} {value}"));
-            flags.extend([(*flag).to_owned(), value]);
-        } else {
-            unknown.push(format!("{flag} {value}"));
-        }
-    }
+    let flags: Vec<(&str, String)> =
+        DAEMON_LIMIT_FLAGS.iter().map(|(flag, bucket)| (*flag, bucket_flag(bucket(&limits)))).collect();
     if report.notes.iter().all(|n| !n.starts_with("daemon limit flags")) {
-        report.notes.push(format!(
-            "daemon limit flags passed: {}; not known to `routewarden run`, so not passed: {}",
-            if passed.is_empty() { "none".into() } else { passed.join(" ") },
-            if unknown.is_empty() { "none".into() } else { unknown.join(" ") },
-        ));
+        let shown: Vec<String> = flags.iter().map(|(f, v)| format!("{f} {v}")).collect();
+        report.notes.push(format!("daemon limit flags: {}", shown.join(" ")));
     }
-    flags
+    flags.into_iter().flat_map(|(f, v)| [f.to_owned(), v]).collect()
 }
 
 /// The floor the rate limits put under publishing `per_zone` record sets (one write each) into

@@ -461,8 +461,7 @@ pub fn plan(resources: &[DnsResource], snap: &Snapshot, cfg: &PlanConfig) -> Pla
             if k.record_type != RecordType::Cname {
                 return true;
             }
-            let zone = r.zones.iter().find(|z| z.id == k.zone).map(|z| z.name.as_str()).unwrap_or_default();
-            let hostname = if k.name == "@" { zone.to_owned() } else { format!("{}.{zone}", k.name) };
+            let hostname = r.zones.iter().find(|z| z.id == k.zone).map(|z| z.hostname(&k.name)).unwrap_or_default();
             if names_with_addresses.contains(&(k.zone.clone(), k.name.clone())) {
                 for source in &rec.sources {
                     plan.findings.push(Finding::CnameShadowed {

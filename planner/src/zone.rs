@@ -64,6 +64,12 @@ impl Zone {
         })
     }
 
+    /// The fully qualified name of record set `relative` (`@` is the apex): the inverse of
+    /// [`Zone::relative_name`].
+    pub fn hostname(&self, relative: &str) -> String {
+        if relative == "@" { self.name.clone() } else { format!("{relative}.{}", self.name) }
+    }
+
     /// The record-set name of `host` in this zone (`@` at the apex), if the zone contains it.
     pub fn relative_name(&self, host: &str) -> Option<String> {
         if host == self.name {
@@ -99,6 +105,9 @@ mod tests {
         assert_eq!(p.relative_name("a.b.internal.contoso.com").as_deref(), Some("a.b"));
         assert_eq!(p.relative_name("internal.contoso.com").as_deref(), Some("@"));
         assert_eq!(p.relative_name("xinternal.contoso.com"), None);
+        for host in ["a.b.internal.contoso.com", "internal.contoso.com"] {
+            assert_eq!(p.hostname(&p.relative_name(host).unwrap()), host, "hostname inverts relative_name");
+        }
     }
 
     #[test]

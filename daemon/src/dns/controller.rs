@@ -36,9 +36,14 @@ pub fn fingerprint(ttl: u32, targets: &[String], owner: &str) -> String {
     routewarden_planner::hex_digest(&text, 8)
 }
 
+/// Whether `applied` is this content (TTL, targets, owner): what decides that a write is needed.
+pub fn holds(applied: &AppliedRecordSet, ttl: u32, targets: &[String], owner: &str) -> bool {
+    applied.ttl == ttl && applied.targets == targets && applied.owner == owner
+}
+
 /// Whether Azure already holds `desired` as far as the journal knows.
 pub fn is_applied(desired: &DesiredRecordSet, applied: Option<&AppliedRecordSet>) -> bool {
-    applied.is_some_and(|a| a.ttl == desired.ttl && a.targets == desired.targets && a.owner == desired.owner)
+    applied.is_some_and(|a| holds(a, desired.ttl, &desired.targets, &desired.owner))
 }
 
 fn desired_of(rec: &PlannedRecord, now: Time) -> DesiredRecordSet {
@@ -284,15 +289,14 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
 async fn retry_waiting_for_identity(w: &Workers, resources: Vec<String>) {
     let journal = w.journal.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let items = journal.work_items()?;
+        let items = super::apply_items(&journal, ItemState::Pending)?;
         let now = Time::now();
         let due = journal.commit(|tx| {
             let mut due = 0usize;
-            for item in items.iter().filter(|i| i.kind == KIND_APPLY && i.state == ItemState::Pending) {
-                let Some(key) = super::parse_key(&item.key) else { continue };
-                let owner = match tx.desired_record(&key)? {
+            for (key, item) in &items {
+                let owner = match tx.desired_record(key)? {
                     Some(d) => d.owner,
-                    None => match tx.applied_record(&key)? {
+                    None => match tx.applied_record(key)? {
                         Some(a) => a.owner,
                         None => continue,
                     },

@@ -9,7 +9,7 @@
 
 use super::sources::DnsObject;
 use super::worker::Workers;
-use super::{FINALIZER, KIND_APPLY, parse_key, resource_of};
+use super::{FINALIZER, apply_items, resource_of};
 use crate::crd::v1alpha1::{ClusterExternalDns, ExternalDns};
 use kube::api::{Api, Patch, PatchParams};
 use routewarden_store::ItemState;
@@ -41,13 +41,8 @@ fn records_left(w: &Workers, object: &DnsObject) -> bool {
         object.config.as_ref().map(|c| c.resource.zones.iter().map(|z| z.id.as_str()).collect()).unwrap_or_default();
     let desired = w.journal.desired_records(None).map(|d| d.iter().any(|(_, r)| owned(&r.owner)));
     let applied = w.journal.applied_records(None).map(|a| a.iter().any(|(_, r)| owned(&r.owner)));
-    let writing = w.journal.work_items().map(|items| {
-        items.iter().any(|i| {
-            i.kind == KIND_APPLY
-                && i.state == ItemState::InFlight
-                && parse_key(&i.key).is_some_and(|k| zones.contains(&k.zone.as_str()))
-        })
-    });
+    let writing = apply_items(&w.journal, ItemState::InFlight)
+        .map(|items| items.iter().any(|(k, _)| zones.contains(&k.zone.as_str())));
     // A journal that cannot be read keeps the finalizer: never let records go unaccounted.
     desired.unwrap_or(true) || applied.unwrap_or(true) || writing.unwrap_or(true)
 }

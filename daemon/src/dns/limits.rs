@@ -10,6 +10,7 @@
 //! subscription bucket is shared by all zones of the subscription, so waiting for it in place is
 //! fair and costs nothing the others could use.
 
+use crate::lock;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
@@ -209,10 +210,6 @@ impl Limits {
             None => true,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

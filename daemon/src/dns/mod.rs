@@ -80,25 +80,6 @@ pub struct DnsSettings {
     pub limits: limits::RateLimits,
 }
 
-impl Default for DnsSettings {
-    fn default() -> Self {
-        DnsSettings {
-            gateway_classes: vec!["approuting-istio".into()],
-            default_tenant: None,
-            workers: 8,
-            backoff: crate::backoff::Backoff {
-                min: std::time::Duration::from_secs(1),
-                max: std::time::Duration::from_secs(60),
-                wait_for_input: std::time::Duration::from_secs(60),
-            },
-            policy: Policy::Sync,
-            verify_interval: std::time::Duration::from_secs(600),
-            adopt_txt_owner: None,
-            limits: limits::RateLimits::default(),
-        }
-    }
-}
-
 /// A zone's health at its last verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZoneHealth {
@@ -140,9 +121,7 @@ pub struct Shared {
 
 pub type SharedState = Arc<Mutex<Shared>>;
 
-pub fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use crate::lock;
 
 pub fn record_kind(t: RecordType) -> RecordKind {
     match t {
@@ -160,6 +139,19 @@ pub fn parse_key(key: &str) -> Option<RecordSetKey> {
     let record_type = parts.next()?.parse().ok()?;
     let zone = parts.next()?.to_owned();
     Some(RecordSetKey { zone, name, record_type })
+}
+
+/// The `dns.apply` items in `state`, each with its record-set key.
+pub fn apply_items(
+    journal: &routewarden_store::Journal,
+    state: routewarden_store::ItemState,
+) -> routewarden_store::Result<Vec<(RecordSetKey, routewarden_store::WorkItem)>> {
+    Ok(journal
+        .work_items()?
+        .into_iter()
+        .filter(|i| i.kind == KIND_APPLY && i.state == state)
+        .filter_map(|i| Some((parse_key(&i.key)?, i)))
+        .collect())
 }
 
 /// The DNS resource identity in an owner id `<cluster id>/<identity>`.

@@ -9,6 +9,7 @@
 //! Every condition transition is also an Event on the resource (Warning when it reports a
 //! problem), and the per-zone record counts are exported as metrics.
 
+use super::controller::holds;
 use super::sources::DnsObject;
 use super::worker::{Workers, zone_labels};
 use super::{ZoneHealth, identity_key, lock};
@@ -112,18 +113,13 @@ fn read_pass(w: &Workers) -> routewarden_store::Result<Pass> {
         .plan
         .records
         .iter()
-        .filter(|(k, r)| {
-            applied_now.get(*k).is_some_and(|a| a.ttl == r.ttl && a.targets == r.targets && a.owner == r.owner)
-        })
+        .filter(|(k, r)| applied_now.get(*k).is_some_and(|a| holds(a, r.ttl, &r.targets, &r.owner)))
         .map(|(k, _)| k.clone())
         .collect();
     drop(shared);
-    let parked = w
-        .journal
-        .work_items()?
+    let parked = super::apply_items(&w.journal, routewarden_store::ItemState::Parked)?
         .into_iter()
-        .filter(|i| i.kind == super::KIND_APPLY && i.state == routewarden_store::ItemState::Parked)
-        .filter_map(|i| Some((super::parse_key(&i.key)?, i.last_error.unwrap_or_default())))
+        .map(|(k, i)| (k, i.last_error.unwrap_or_default()))
         .collect();
     Ok(Pass { applied, reports: w.journal.zone_reports()?.into_iter().collect(), parked })
 }
@@ -151,16 +147,14 @@ fn export_zone_metrics(w: &Workers, pass: &Pass) {
     drop(shared);
     for ((zone_id, state), n) in counts {
         let zone = Zone::parse(&zone_id).ok();
-        let l = zone_labels(zone.as_ref(), &zone_id);
-        let labels = crate::metrics::ZoneStateLabels { zone: l.zone, kind: l.kind, state: state.to_owned() };
+        let labels = zone_labels(zone.as_ref(), &zone_id).with_state(state);
         w.metrics.dns_records.get_or_create(&labels).set(n);
     }
 }
 
 /// `name.zone` of a record set (`@` is the zone apex).
 fn hostname(key: &RecordSetKey) -> String {
-    let zone = Zone::parse(&key.zone).map(|z| z.name).unwrap_or_default();
-    if key.name == "@" { zone } else { format!("{}.{zone}", key.name) }
+    Zone::parse(&key.zone).map(|z| z.hostname(&key.name)).unwrap_or_default()
 }
 
 /// The status `resource` should show, starting from `current` (so transition times are kept);

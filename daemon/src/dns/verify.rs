@@ -17,10 +17,10 @@
 //! (403 → `ZoneForbidden`, 404 → `ZoneNotFound`, ...) until a later list succeeds. Parked items of
 //! a zone that lists again, and whose name no foreign record set blocks, are given a fresh start.
 
-use super::controller::{fingerprint, is_applied};
+use super::controller::{fingerprint, holds, is_applied};
 use super::limits::Call;
-use super::worker::{Workers, owned_by_cluster, zone_labels};
-use super::{KIND_APPLY, ZoneHealth, identity_key, lock, metadata, parse_key, resource_of};
+use super::worker::{Workers, outcome, owned_by_cluster, zone_labels};
+use super::{KIND_APPLY, ZoneHealth, apply_items, identity_key, lock, metadata, resource_of};
 use crate::crd::conditions::reason;
 use routewarden_azure::{Kind, Principal, RecordKind, StoredRecordSet, ZoneRef};
 use routewarden_planner::zone::Zone;
@@ -93,11 +93,10 @@ pub fn compare(
     let in_azure: BTreeMap<RecordSetKey, &StoredRecordSet> = sets.iter().map(|s| (key(s), s)).collect();
     let mut out = Comparison { stale: Vec::new(), foreign_blocking: Vec::new(), repairs: Vec::new() };
     for (k, found) in &in_azure {
-        let owner = found.set.metadata.get(metadata::OWNER).cloned();
         if !owned_by_cluster(&found.set.metadata, cluster_id) {
             continue;
         }
-        let owner = owner.unwrap_or_default();
+        let owner = found.set.metadata.get(metadata::OWNER).cloned().unwrap_or_default();
         let as_found = AppliedRecordSet {
             etag: found.etag.clone(),
             owner: owner.clone(),
@@ -107,7 +106,7 @@ pub fn compare(
         };
         match desired.get(k) {
             Some(_) => match applied.get(k) {
-                Some(a) if a.ttl == as_found.ttl && a.targets == as_found.targets && a.owner == as_found.owner => {
+                Some(a) if holds(a, as_found.ttl, &as_found.targets, &as_found.owner) => {
                     if a.etag != as_found.etag {
                         out.repairs.push(Repair::Refresh(k.clone(), as_found));
                     }
@@ -299,8 +298,7 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
         }
     };
     let listed = w.azure.list_record_sets_paced(id, zone, pace).await;
-    w.metrics
-        .dns_request("list", if listed.is_ok() { "ok" } else { listed.as_ref().err().map_or("", |e| e.kind.as_str()) });
+    w.metrics.dns_request("list", outcome(&listed));
     let (sets, total) = match listed {
         Ok(l) => l,
         Err(e) => {
@@ -327,11 +325,10 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
         let applied: BTreeMap<_, _> = journal.applied_records(Some(&zone_id))?.into_iter().collect();
         let cmp = compare(&zone_id, &cluster_id, &sets, &desired, &applied, &live, listed_at);
         let blocked: BTreeSet<String> = cmp.foreign_blocking.iter().map(|r| r.name.clone()).collect();
-        let parked: Vec<_> = journal
-            .work_items()?
+        let parked: Vec<_> = apply_items(&journal, ItemState::Parked)?
             .into_iter()
-            .filter(|i| i.kind == KIND_APPLY && i.state == ItemState::Parked)
-            .filter(|i| parse_key(&i.key).is_some_and(|k| k.zone == zone_id && !blocked.contains(&k.name)))
+            .filter(|(k, _)| k.zone == zone_id && !blocked.contains(&k.name))
+            .map(|(_, i)| i)
             .collect();
         let now = Time::now();
         journal.commit(|tx| {
@@ -405,13 +402,8 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
     m.dns_zone_record_sets.get_or_create(&labels).set(i64::try_from(total).unwrap_or(i64::MAX));
     m.dns_zone_record_set_limit.get_or_create(&labels).set(i64::try_from(limit).unwrap_or(i64::MAX));
     m.dns_zone_last_verified.get_or_create(&labels).set(listed_at.as_millis() / 1000);
-    let state = |s: &str| crate::metrics::ZoneStateLabels {
-        zone: labels.zone.clone(),
-        kind: labels.kind.clone(),
-        state: s.to_owned(),
-    };
-    m.dns_records.get_or_create(&state("stale")).set(cmp.stale.len() as i64);
-    m.dns_records.get_or_create(&state("foreign_blocking")).set(cmp.foreign_blocking.len() as i64);
+    m.dns_records.get_or_create(&labels.with_state("stale")).set(cmp.stale.len() as i64);
+    m.dns_records.get_or_create(&labels.with_state("foreign_blocking")).set(cmp.foreign_blocking.len() as i64);
     m.dns_drift_repaired.inc_by(cmp.drifted());
     tracing::info!(
         record_sets = total,

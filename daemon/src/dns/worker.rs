@@ -104,7 +104,7 @@ pub enum Outcome {
 }
 
 /// The `routewarden_dns_requests_total` outcome label of a call's result.
-fn outcome<T>(r: &Result<T, AzureError>) -> &'static str {
+pub fn outcome<T>(r: &Result<T, AzureError>) -> &'static str {
     match r {
         Ok(_) => "ok",
         Err(e) => e.kind.as_str(),
@@ -221,6 +221,53 @@ impl Workers {
         self.limits.acquire(call, &zone.id, zone.private, id.client_id()).await
     }
 
+    /// One conditional PUT, once the buckets allow it (`Err(wait)` when the zone's is spent),
+    /// counted in the request metrics.
+    async fn put_set(
+        &self,
+        id: &Principal,
+        zone: &ZoneRef,
+        name: &str,
+        kind: RecordKind,
+        set: &RecordSet,
+        precondition: &Precondition,
+    ) -> Result<Result<String, AzureError>, Duration> {
+        self.tokens(Call::Write, zone, id).await?;
+        let written = self.azure.put_record_set(id, zone, name, kind, set, precondition).await;
+        self.metrics.dns_request("put", outcome(&written));
+        Ok(written)
+    }
+
+    /// One conditional DELETE, like [`Workers::put_set`].
+    async fn delete_set(
+        &self,
+        id: &Principal,
+        zone: &ZoneRef,
+        name: &str,
+        kind: RecordKind,
+        etag: &str,
+    ) -> Result<Result<(), AzureError>, Duration> {
+        self.tokens(Call::Delete, zone, id).await?;
+        let deleted = self.azure.delete_record_set(id, zone, name, kind, etag).await;
+        self.metrics.dns_request("delete", outcome(&deleted));
+        Ok(deleted)
+    }
+
+    /// One GET, counted. Reads have no zone bucket, so they are never deferred: they wait for the
+    /// subscription's token only.
+    async fn get_set(
+        &self,
+        id: &Principal,
+        zone: &ZoneRef,
+        name: &str,
+        kind: RecordKind,
+    ) -> Result<Option<routewarden_azure::StoredRecordSet>, AzureError> {
+        let _ = self.tokens(Call::Get, zone, id).await;
+        let found = self.azure.get_record_set(id, zone, name, kind).await;
+        self.metrics.dns_request("get", outcome(&found));
+        found
+    }
+
     /// Keeps the last failure of a record set for status; wakes the status writer on a change.
     fn note(&self, key: &RecordSetKey, error: Option<&ApplyError>) {
         let changed = {
@@ -275,11 +322,10 @@ impl Workers {
             None => {
                 let Some(applied) = applied else { return Ok(Outcome::Done) };
                 let Some(id) = self.identity_for(&applied.owner)? else { return Ok(Outcome::Done) };
-                if let Err(wait) = self.tokens(Call::Delete, &zone, &id).await {
-                    return Ok(Outcome::Deferred(wait));
-                }
-                let deleted = self.azure.delete_record_set(&id, &zone, &key.name, kind, &applied.etag).await;
-                self.metrics.dns_request("delete", outcome(&deleted));
+                let deleted = match self.delete_set(&id, &zone, &key.name, kind, &applied.etag).await {
+                    Ok(deleted) => deleted,
+                    Err(wait) => return Ok(Outcome::Deferred(wait)),
+                };
                 match deleted {
                     Ok(()) => {}
                     // Changed in Azure since we wrote it: no longer what we applied, so not ours
@@ -323,11 +369,10 @@ impl Workers {
         };
         // One write, and at most one read and a second write when the journal's etag is stale.
         for _ in 0..2 {
-            if let Err(wait) = self.tokens(Call::Write, zone, id).await {
-                return Ok(Outcome::Deferred(wait));
-            }
-            let written = self.azure.put_record_set(id, zone, &key.name, kind, &set, &precondition).await;
-            self.metrics.dns_request("put", outcome(&written));
+            let written = match self.put_set(id, zone, &key.name, kind, &set, &precondition).await {
+                Ok(written) => written,
+                Err(wait) => return Ok(Outcome::Deferred(wait)),
+            };
             match written {
                 Ok(etag) => {
                     let applied = applied_of(desired, etag);
@@ -336,60 +381,51 @@ impl Workers {
                         .await
                         .map(|()| Outcome::Done);
                 }
-                Err(e) if e.kind == Kind::PreconditionFailed => {
-                    // Reads are cheap and never deferred: the write that follows is.
-                    let _ = self.tokens(Call::Get, zone, id).await;
-                    let found = self.azure.get_record_set(id, zone, &key.name, kind).await;
-                    self.metrics.dns_request("get", outcome(&found));
-                    match found? {
-                        None => precondition = Precondition::Absent,
-                        Some(found) if owned_by_cluster(&found.set.metadata, &self.cluster_id) => {
-                            if found.set == set {
-                                let applied = applied_of(desired, found.etag);
-                                return self
-                                    .commit_applied(key, Some(applied), "dns.adopted", "adopted")
-                                    .await
-                                    .map(|()| Outcome::Done);
-                            }
-                            precondition = Precondition::Matches(found.etag);
+                Err(e) if e.kind == Kind::PreconditionFailed => match self.get_set(id, zone, &key.name, kind).await? {
+                    None => precondition = Precondition::Absent,
+                    Some(found) if owned_by_cluster(&found.set.metadata, &self.cluster_id) => {
+                        if found.set == set {
+                            let applied = applied_of(desired, found.etag);
+                            return self
+                                .commit_applied(key, Some(applied), "dns.adopted", "adopted")
+                                .await
+                                .map(|()| Outcome::Done);
                         }
-                        Some(found) => {
-                            if let Some(txt) = self.adoptable(id, zone, key, &found).await {
-                                precondition = Precondition::Matches(found.etag);
-                                if let Err(wait) = self.tokens(Call::Write, zone, id).await {
-                                    return Ok(Outcome::Deferred(wait));
-                                }
-                                let written =
-                                    self.azure.put_record_set(id, zone, &key.name, kind, &set, &precondition).await;
-                                self.metrics.dns_request("put", outcome(&written));
-                                let etag = written?;
-                                self.delete_registry_txt(id, zone, &txt).await;
-                                let applied = applied_of(desired, etag);
-                                return self
-                                    .commit_applied(key, Some(applied), "dns.adopted", "adopted from external-dns")
-                                    .await
-                                    .map(|()| Outcome::Done);
-                            }
-                            let holder = found.set.metadata.get(metadata::OWNER).cloned();
-                            return Err(ApplyError {
-                                reason: reason::CONFLICTS,
-                                message: format!(
-                                    "{} record set {:?} in zone {} exists and is not owned by this cluster ({}); it was left untouched",
-                                    key.record_type,
-                                    key.name,
-                                    zone.id,
-                                    holder.map_or_else(
-                                        || "no routewarden-owner metadata".to_owned(),
-                                        |o| format!("owner {o}")
-                                    ),
-                                ),
-                                retryable: false,
-                                retry_after: None,
-                                conflict: true,
-                            });
-                        }
+                        precondition = Precondition::Matches(found.etag);
                     }
-                }
+                    Some(found) => {
+                        if let Some(txt) = self.adoptable(id, zone, key, &found).await {
+                            precondition = Precondition::Matches(found.etag);
+                            let etag = match self.put_set(id, zone, &key.name, kind, &set, &precondition).await {
+                                Ok(written) => written?,
+                                Err(wait) => return Ok(Outcome::Deferred(wait)),
+                            };
+                            self.delete_registry_txt(id, zone, &txt).await;
+                            let applied = applied_of(desired, etag);
+                            return self
+                                .commit_applied(key, Some(applied), "dns.adopted", "adopted from external-dns")
+                                .await
+                                .map(|()| Outcome::Done);
+                        }
+                        let holder = found.set.metadata.get(metadata::OWNER).cloned();
+                        return Err(ApplyError {
+                            reason: reason::CONFLICTS,
+                            message: format!(
+                                "{} record set {:?} in zone {} exists and is not owned by this cluster ({}); it was left untouched",
+                                key.record_type,
+                                key.name,
+                                zone.id,
+                                holder.map_or_else(
+                                    || "no routewarden-owner metadata".to_owned(),
+                                    |o| format!("owner {o}")
+                                ),
+                            ),
+                            retryable: false,
+                            retry_after: None,
+                            conflict: true,
+                        });
+                    }
+                },
                 Err(e) => return Err(e.into()),
             }
         }
@@ -416,10 +452,7 @@ impl Workers {
             return None;
         }
         for name in registry_txt_names(key) {
-            let _ = self.tokens(Call::Get, zone, id).await;
-            let txt = self.azure.get_record_set(id, zone, &name, RecordKind::Txt).await;
-            self.metrics.dns_request("get", outcome(&txt));
-            if let Ok(Some(txt)) = txt
+            if let Ok(Some(txt)) = self.get_set(id, zone, &name, RecordKind::Txt).await
                 && txt.set.targets.iter().any(|v| registry_owner(v) == Some(owner))
             {
                 return Some(txt);
@@ -431,11 +464,7 @@ impl Workers {
     /// Deletes an adopted record set's external-dns ownership TXT (best effort: it only costs a
     /// record set if it stays, and the verifier reports nothing for it).
     async fn delete_registry_txt(&self, id: &Principal, zone: &ZoneRef, txt: &routewarden_azure::StoredRecordSet) {
-        if self.tokens(Call::Delete, zone, id).await.is_err() {
-            return;
-        }
-        let deleted = self.azure.delete_record_set(id, zone, &txt.name, RecordKind::Txt, &txt.etag).await;
-        self.metrics.dns_request("delete", outcome(&deleted));
+        let Ok(deleted) = self.delete_set(id, zone, &txt.name, RecordKind::Txt, &txt.etag).await else { return };
         if let Err(e) = deleted {
             tracing::warn!(txt = %txt.name, error = %e, "failed to delete the adopted record set's external-dns TXT record");
         }

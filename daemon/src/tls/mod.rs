@@ -205,9 +205,7 @@ pub struct Shared {
 
 pub type SharedState = std::sync::Arc<Mutex<Shared>>;
 
-pub fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use crate::lock;
 
 /// The poll key of a binding (pinned bindings have one too; they are just not polled).
 pub fn poll_key(b: &routewarden_planner::tls::Binding) -> PollKey {
