@@ -38,11 +38,12 @@
 //!   — reset just before the daemon starts.
 
 use anyhow::{Context, bail};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use futures::{StreamExt, TryStreamExt};
-use hdrhistogram::Histogram;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use routewarden_e2e::bench::{
+    Report, Verdict, histogram, human, machine, mib, must, phase, proc_status, quantiles, record, target,
+};
 use routewarden_e2e::{Env, Options, seed000};
 use routewarden_sandbox_azure::scenario::{RoleAssignmentSpec, ZoneKind, ZoneSpec};
 use routewarden_sandbox_azure::{Bucket, CallCounter, RateLimits, RecordSetChange, Scenario};
@@ -419,100 +420,6 @@ impl AcceptedLog {
 // ---------------------------------------------------------------------------------------------
 // The report.
 
-fn histogram() -> Histogram<u64> {
-    // Microseconds; auto-resizing, so no sample is ever refused.
-    Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
-}
-
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    let _ = h.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
-}
-
-fn human(d: Duration) -> String {
-    match d.as_secs_f64() {
-        s if s >= 60.0 => format!("{:.0} min {:.0} s", (s / 60.0).floor(), s % 60.0),
-        s if s >= 1.0 => format!("{s:.2} s"),
-        s => format!("{:.1} ms", s * 1e3),
-    }
-}
-
-fn quantiles(h: &Histogram<u64>) -> String {
-    let q = |v: u64| human(Duration::from_micros(v));
-    format!(
-        "p50 {}  p99 {}  max {}  (n={})",
-        q(h.value_at_quantile(0.5)),
-        q(h.value_at_quantile(0.99)),
-        q(h.max()),
-        h.len()
-    )
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Pass,
-    /// A target missed: shown, but the run still succeeds.
-    Fail,
-    /// A must missed: the run fails.
-    MustFail,
-    Info,
-}
-
-#[derive(Default)]
-struct Report {
-    rows: Vec<[String; 4]>,
-    notes: Vec<String>,
-    phases: Vec<(String, Duration)>,
-    failed: bool,
-}
-
-impl Report {
-    fn row(&mut self, metric: impl Into<String>, value: impl Into<String>, target: impl Into<String>, v: Verdict) {
-        self.failed |= v == Verdict::MustFail;
-        let verdict = match v {
-            Verdict::Pass => "PASS",
-            Verdict::Fail | Verdict::MustFail => "FAIL",
-            Verdict::Info => "—",
-        };
-        self.rows.push([metric.into(), value.into(), target.into(), verdict.into()]);
-    }
-
-    /// Records how long a phase took, from `since`, and starts the next one.
-    fn phase(&mut self, name: &str, since: &mut Instant) {
-        eprintln!("{name}: {}", human(since.elapsed()));
-        self.phases.push((name.to_owned(), since.elapsed()));
-        *since = Instant::now();
-    }
-}
-
-fn target(ok: bool) -> Verdict {
-    if ok { Verdict::Pass } else { Verdict::Fail }
-}
-
-fn must(ok: bool) -> Verdict {
-    if ok { Verdict::Pass } else { Verdict::MustFail }
-}
-
-/// A field of `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
-fn proc_status(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-fn mib(bytes: Option<u64>) -> String {
-    bytes.map_or_else(|| "unknown".into(), |b| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0)))
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let memory = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        let kb: u64 = m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
-        Some(format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0)))
-    });
-    format!("machine: {cores} cores, {} memory", memory.unwrap_or_else(|| "unknown".into()))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Phases.
 
@@ -840,16 +747,6 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
     })
 }
 
-/// Runs one phase on a runtime of its own. Dropping the runtime ends every task the phase
-/// started, including the daemon's watch tasks, which do not all end when the daemon stops.
-fn phase<'a>(
-    report: &'a mut Report,
-    run: impl AsyncFnOnce(&'a mut Report) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(run(report))
-}
-
 fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     println!("{}", machine());
@@ -865,20 +762,6 @@ fn main() -> anyhow::Result<()> {
         phase(&mut report, cold_start)?;
     }
 
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(["metric", "value", "target / must", "verdict"]);
-    for row in &report.rows {
-        table.add_row(row);
-    }
-    println!("{table}");
-    for note in &report.notes {
-        println!("{note}");
-    }
-    let phases: Vec<String> = report.phases.iter().map(|(n, d)| format!("{n} {}", human(*d))).collect();
-    println!("phases: {}", phases.join(", "));
-    println!("total run time {}", human(started.elapsed()));
-    if report.failed {
-        std::process::exit(1);
-    }
+    report.finish(started);
     Ok(())
 }

@@ -37,13 +37,12 @@
 //!   secret downloads in that window: nothing changed, so the target is none.
 
 use anyhow::{Context, bail};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use futures::{StreamExt, TryStreamExt};
-use hdrhistogram::Histogram;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use routewarden::tls::labels;
+use routewarden_e2e::bench::{Report, Verdict, histogram, human, machine, must, phase, quantiles, record, target};
 use routewarden_e2e::{Env, Options, seed_certificate_uri, seed000};
 use routewarden_sandbox_azure::scenario::{
     CertificateSpec, FederatedCredentialSpec, KeyType, RoleAssignmentSpec, TOKEN_EXCHANGE_AUDIENCE,
@@ -195,29 +194,6 @@ async fn apply_gateway(env: &Env, namespace: &str, name: &str, certificate_uri: 
     Ok(())
 }
 
-fn histogram() -> Histogram<u64> {
-    // Microseconds; auto-resizing, so no sample is ever refused.
-    Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
-}
-
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    let _ = h.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
-}
-
-fn human(us: u64) -> String {
-    if us >= 1_000_000 { format!("{:.2} s", us as f64 / 1e6) } else { format!("{:.1} ms", us as f64 / 1e3) }
-}
-
-fn quantiles(h: &Histogram<u64>) -> String {
-    format!(
-        "p50 {}  p99 {}  max {}  (n={})",
-        human(h.value_at_quantile(0.5)),
-        human(h.value_at_quantile(0.99)),
-        human(h.max()),
-        h.len()
-    )
-}
-
 fn keyvault_total(calls: &CallCounter) -> u64 {
     calls.service_total("keyvault")
 }
@@ -233,42 +209,6 @@ fn keyvault_calls(env: &Env) -> String {
         .map(|c| format!("{} {} ×{}", c.key.operation, c.key.status, c.count))
         .collect();
     if rows.is_empty() { "none".into() } else { rows.join(", ") }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Pass,
-    /// A target missed: shown, but the run still succeeds.
-    Fail,
-    /// A must missed: the run fails.
-    MustFail,
-    Info,
-}
-
-struct Report {
-    rows: Vec<[String; 4]>,
-    notes: Vec<String>,
-    failed: bool,
-}
-
-impl Report {
-    fn row(&mut self, metric: impl Into<String>, value: impl Into<String>, target: impl Into<String>, v: Verdict) {
-        self.failed |= v == Verdict::MustFail;
-        let verdict = match v {
-            Verdict::Pass => "PASS",
-            Verdict::Fail | Verdict::MustFail => "FAIL",
-            Verdict::Info => "—",
-        };
-        self.rows.push([metric.into(), value.into(), target.into(), verdict.into()]);
-    }
-}
-
-fn target(ok: bool) -> Verdict {
-    if ok { Verdict::Pass } else { Verdict::Fail }
-}
-
-fn must(ok: bool) -> Verdict {
-    if ok { Verdict::Pass } else { Verdict::MustFail }
 }
 
 /// The first four rows: the seed scenario, 200 listeners on the seed certificate.
@@ -447,7 +387,7 @@ async fn shared_certificates(report: &mut Report) -> anyhow::Result<()> {
         format!("initial sync: daemon start → {SHARED_LISTENERS} Secrets"),
         format!(
             "{}  ({} Key Vault requests, {metadata} metadata reads)",
-            human(u64::try_from(last.saturating_duration_since(started).as_micros())?),
+            human(last.saturating_duration_since(started)),
             keyvault_total(&calls)
         ),
         "report",
@@ -525,35 +465,13 @@ async fn shared_certificates(report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one phase on a runtime of its own. Dropping the runtime ends every task the phase
-/// started, including the daemon's watch tasks, which do not all end when the daemon stops; left
-/// running, they would retry against a stopped API server and compete with the next phase.
-fn phase<'a>(
-    report: &'a mut Report,
-    run: impl AsyncFnOnce(&'a mut Report) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(run(report))
-}
-
 fn main() -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut report = Report { rows: Vec::new(), notes: Vec::new(), failed: false };
+    println!("{}", machine());
+    let mut report = Report::default();
     phase(&mut report, latency_and_rotation)?;
     phase(&mut report, shared_certificates)?;
 
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(["metric", "value", "target / must", "verdict"]);
-    for row in &report.rows {
-        table.add_row(row);
-    }
-    println!("{table}");
-    for note in &report.notes {
-        println!("{note}");
-    }
-    println!("total run time {:.0} s", started.elapsed().as_secs_f64());
-    if report.failed {
-        std::process::exit(1);
-    }
+    report.finish(started);
     Ok(())
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod bench;
 pub mod dns;
 
 pub use routewarden_sandbox_azure::scenario::seed000;
