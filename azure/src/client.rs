@@ -204,6 +204,8 @@ pub struct AzureClient {
     verify_challenge: bool,
     /// The instance metadata service's token endpoint; `None`: IMDS's own address.
     imds: Option<ImdsEndpoint>,
+    /// Told of every request; see [`crate::observe`].
+    observer: Option<Arc<dyn crate::observe::Observer>>,
     credentials: Mutex<HashMap<Principal, Arc<dyn TokenCredential>>>,
     vaults: Mutex<HashMap<(String, IdentityKey), VaultClients>>,
     arm: Mutex<HashMap<Principal, Arc<Pipeline>>>,
@@ -261,6 +263,7 @@ impl AzureClient {
             assertions,
             verify_challenge: true,
             imds: None,
+            observer: None,
             credentials: Mutex::new(HashMap::new()),
             vaults: Mutex::new(HashMap::new()),
             arm: Mutex::new(HashMap::new()),
@@ -277,6 +280,14 @@ impl AzureClient {
     /// ([`crate::imds::DEFAULT_ENDPOINT`]).
     pub fn with_managed_identity_endpoint(mut self, endpoint: ImdsEndpoint) -> Self {
         self.imds = Some(endpoint);
+        self
+    }
+
+    /// Reports every request (Key Vault, ARM, Entra, IMDS) to `observer`. Call before first use:
+    /// clients are built on first use with the options of that moment.
+    pub fn with_observer(mut self, observer: Arc<dyn crate::observe::Observer>) -> Self {
+        self.options.per_try_policies.push(Arc::new(crate::observe::ObservePolicy::new(observer.clone(), &self.cloud)));
+        self.observer = Some(observer);
         self
     }
 
@@ -316,7 +327,9 @@ impl AzureClient {
                 )
                 .map_err(|e| AzureError::from_core("create credential", e))?
             }
-            Principal::Managed { client_id } => Arc::new(ImdsCredential::new(self.imds_endpoint()?, client_id.clone())),
+            Principal::Managed { client_id } => Arc::new(
+                ImdsCredential::new(self.imds_endpoint()?, client_id.clone()).with_observer(self.observer.clone()),
+            ),
         };
         Ok(lock(&self.credentials).entry(principal.clone()).or_insert(credential).clone())
     }

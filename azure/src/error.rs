@@ -36,6 +36,23 @@ impl Kind {
     }
 
     /// Bounded label for metrics and condition reasons.
+    /// The kind of failure an HTTP status (and Azure's error code, where it refines it) means.
+    pub fn of_status(status: u16, code: Option<&str>) -> Kind {
+        match (status, code) {
+            (429, _) => Kind::Throttled,
+            // 410: the instance metadata service is being updated (documented: retry).
+            (500..=599, _) | (408, _) | (410, _) => Kind::Transient,
+            (401, _) => Kind::Authentication,
+            (403, Some("SecretDisabled")) => Kind::Disabled,
+            (403, _) => Kind::Forbidden,
+            (404, _) => Kind::NotFound,
+            (409, _) => Kind::Conflict,
+            (412, _) => Kind::PreconditionFailed,
+            (400..=499, _) => Kind::BadRequest,
+            _ => Kind::Other,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Throttled => "Throttled",
@@ -79,19 +96,7 @@ impl AzureError {
         message: String,
         retry_after: Option<Duration>,
     ) -> Self {
-        let kind = match (status, code.as_deref()) {
-            (429, _) => Kind::Throttled,
-            // 410: the instance metadata service is being updated (documented: retry).
-            (500..=599, _) | (408, _) | (410, _) => Kind::Transient,
-            (401, _) => Kind::Authentication,
-            (403, Some("SecretDisabled")) => Kind::Disabled,
-            (403, _) => Kind::Forbidden,
-            (404, _) => Kind::NotFound,
-            (409, _) => Kind::Conflict,
-            (412, _) => Kind::PreconditionFailed,
-            (400..=499, _) => Kind::BadRequest,
-            _ => Kind::Other,
-        };
+        let kind = Kind::of_status(status, code.as_deref());
         AzureError { operation, kind, status: Some(status), code, message, retry_after }
     }
 

@@ -49,13 +49,38 @@ impl ImdsEndpoint {
 pub struct ImdsCredential {
     endpoint: ImdsEndpoint,
     client_id: String,
+    observer: Option<std::sync::Arc<dyn crate::observe::Observer>>,
     /// Held across a fetch, so concurrent callers wait for one request instead of each sending one.
     tokens: tokio::sync::Mutex<HashMap<String, AccessToken>>,
 }
 
 impl ImdsCredential {
     pub fn new(endpoint: ImdsEndpoint, client_id: impl Into<String>) -> Self {
-        ImdsCredential { endpoint, client_id: client_id.into(), tokens: tokio::sync::Mutex::new(HashMap::new()) }
+        ImdsCredential {
+            endpoint,
+            client_id: client_id.into(),
+            observer: None,
+            tokens: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reports each IMDS request to `observer` (IMDS is not reached through an SDK pipeline).
+    pub fn with_observer(mut self, observer: Option<std::sync::Arc<dyn crate::observe::Observer>>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn observe(&self, started: std::time::Instant, outcome: &'static str, retry_after: Option<std::time::Duration>) {
+        if let Some(o) = &self.observer {
+            o.call(&crate::observe::Call {
+                service: crate::observe::Service::Imds,
+                operation: "token",
+                outcome,
+                duration: started.elapsed(),
+                retry_after,
+                remaining: None,
+            });
+        }
     }
 
     fn error(&self, kind: ErrorKind, what: impl std::fmt::Display) -> azure_core::Error {
@@ -68,7 +93,11 @@ impl ImdsCredential {
             .append_pair("api-version", API_VERSION)
             .append_pair("resource", resource)
             .append_pair("client_id", &self.client_id);
+        let started = std::time::Instant::now();
         let sent = self.endpoint.http.get(url).header("Metadata", "true").send().await;
+        if sent.is_err() {
+            self.observe(started, crate::error::Kind::Transient.as_str(), None);
+        }
         let response = sent.map_err(|e| {
             let kind = if e.is_connect() { ErrorKind::Connection } else { ErrorKind::Io };
             let what = format!("IMDS at {} unreachable", self.endpoint.url);
@@ -81,6 +110,8 @@ impl ImdsCredential {
                 headers.insert(HeaderName::from(name.as_str().to_owned()), HeaderValue::from(v.to_owned()));
             }
         }
+        let outcome = if status == 200 { "ok" } else { crate::error::Kind::of_status(status, None).as_str() };
+        self.observe(started, outcome, crate::error::retry_after(&headers));
         let body = response.bytes().await.map_err(|e| self.error(ErrorKind::Io, format!("IMDS answer: {e}")))?;
         let now = OffsetDateTime::now_utc();
         if status == 200 {

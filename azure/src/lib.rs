@@ -5,12 +5,13 @@
 //! client for the instance metadata service; [`client`] is what workers call — Key Vault
 //! certificate metadata and secrets as a workload identity, conditional ARM DNS writes as a
 //! workload identity or the daemon's managed identity ([`imds`]) — with every failure classified
-//! ([`error`]).
+//! ([`error`]) and reported to an [`observe::Observer`] for metrics and traces.
 
 pub mod client;
 pub mod cloud;
 pub mod error;
 pub mod imds;
+pub mod observe;
 pub mod transport;
 
 pub use client::{
@@ -20,3 +21,4 @@ pub use client::{
 pub use cloud::Cloud;
 pub use error::{AzureError, Kind};
 pub use imds::ImdsEndpoint;
+pub use observe::{Call, Observer, Service};

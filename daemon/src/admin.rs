@@ -5,7 +5,8 @@
 //!
 //! Two answers stream NDJSON: `export`, and `events?follow=true`, which sends the selected events
 //! and then each new one as it is appended, until the client goes away or the server shuts down.
-//! The endpoint has no authentication: it binds to loopback unless told otherwise.
+//! `/v1/log-level` shows (GET) or replaces (PUT, body in `RUST_LOG` syntax) the log filter of the
+//! running process. The endpoint has no authentication: it binds to loopback unless told otherwise.
 
 use crate::view::{self, EventFilter, EventView, QueueFilter};
 use axum::body::{Body, Bytes};
@@ -97,6 +98,7 @@ fn routes(state: AdminState) -> Router {
         .route("/v1/journal/stale", get(stale))
         .route("/v1/journal/export", get(export))
         .route("/v1/journal/compact", post(compact))
+        .route("/v1/log-level", get(log_level).put(set_log_level))
         .with_state(state)
 }
 
@@ -235,6 +237,27 @@ async fn export(State(s): State<AdminState>) -> Response {
 
 async fn compact(State(s): State<AdminState>) -> Result<Json<view::CompactView>, AdminError> {
     Ok(Json(blocking(&s, |j| view::compact(j, Time::now())).await?))
+}
+
+/// The log filter in force (`{"filter":"info,routewarden::dns=debug"}`).
+async fn log_level() -> Result<Json<LogLevel>, AdminError> {
+    let control = crate::telemetry::log_control()
+        .ok_or_else(|| AdminError::BadRequest("this process's logging is not managed by routewarden".into()))?;
+    Ok(Json(LogLevel { filter: control.current() }))
+}
+
+/// Replaces the log filter: the body is `RUST_LOG` syntax (`debug`, `info,routewarden::dns=trace`).
+async fn set_log_level(body: String) -> Result<Json<LogLevel>, AdminError> {
+    let control = crate::telemetry::log_control()
+        .ok_or_else(|| AdminError::BadRequest("this process's logging is not managed by routewarden".into()))?;
+    control.set(&body).map_err(AdminError::BadRequest)?;
+    Ok(Json(LogLevel { filter: control.current() }))
+}
+
+/// The log filter, as directives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLevel {
+    pub filter: String,
 }
 
 /// Sends one line to a streaming answer. A client that stops reading without disconnecting

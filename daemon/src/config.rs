@@ -173,3 +173,45 @@ pub fn dns_settings(
         },
     }
 }
+
+/// The cluster's identity for record-set ownership: the uid of the `kube-system` namespace (the
+/// id the AKS operator's external-dns uses too), or `None` (with a warning) when it cannot be read.
+pub async fn cluster_uid(client: &kube::Client) -> Option<String> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    match namespaces.get("kube-system").await {
+        Ok(ns) => ns.metadata.uid,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the kube-system namespace's uid for the cluster id; pass --cluster-id so every replica owns records under the same id");
+            None
+        }
+    }
+}
+
+/// Where a pod's ServiceAccount namespace is mounted.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The leader election settings: the Lease in the given namespace, else the pod's own, else
+/// `default`; the identity given, else the pod name with a random suffix (a restarted pod must not
+/// pass for its previous self while that one's Lease runs).
+pub fn election(args: &crate::cli::LeaderArgs) -> crate::leader::Election {
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| std::fs::read_to_string(POD_NAMESPACE_FILE).ok().map(|n| n.trim().to_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_owned());
+    let identity = args.leader_election_identity.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "routewarden".into());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}-{}", &suffix[..8])
+    });
+    let duration = args.leader_election_lease_duration;
+    crate::leader::Election {
+        namespace,
+        lease: args.leader_election_lease.clone(),
+        identity,
+        duration,
+        renew_before: duration / 3,
+    }
+}

@@ -3,9 +3,8 @@
 //! closes the journal so the next process (or `routewarden journal --dir`) can open it.
 
 use crate::admin;
-use crate::cli::{LogFormat, RunArgs};
+use crate::cli::RunArgs;
 use routewarden_store::Time;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +28,8 @@ pub enum DaemonError {
     Task(String),
     #[error("failed to bind the admin endpoint to {addr}: {source}")]
     BindAdmin { addr: SocketAddr, source: std::io::Error },
+    #[error("failed to bind the metrics endpoint (--metrics-addr) to {addr}: {source}")]
+    BindMetrics { addr: SocketAddr, source: std::io::Error },
     #[error("admin endpoint failed: {0}")]
     ServeAdmin(std::io::Error),
     #[error("failed to close journal: {0}")]
@@ -37,31 +38,19 @@ pub enum DaemonError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// Sets up logging and the runtime, and runs until SIGTERM or Ctrl-C.
+/// Sets up logging, tracing and the runtime, and runs until SIGTERM or Ctrl-C.
 pub fn main(args: RunArgs) -> Result<(), DaemonError> {
-    init_tracing(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(DaemonError::Runtime)?;
+    // The OTLP exporter's batch processor needs the runtime's reactor.
+    let telemetry = runtime.block_on(async { crate::telemetry::init(args.log_format) });
     let result = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         run(args, shutdown).await
     });
+    runtime.block_on(async { tokio::task::spawn_blocking(move || telemetry.shutdown()).await.ok() });
     // Followers poll for shutdown every half second; don't let a stuck one hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
-}
-
-/// Logs go to stderr; colour only on a terminal without NO_COLOR.
-fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => {
-            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder.with_ansi(ansi).try_init()
-        }
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives while starting is not
@@ -87,8 +76,10 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()> + Send + 'sta
 /// What a running daemon serves, reported once it listens (for embedding, e.g. the sandbox).
 #[derive(Clone, Debug)]
 pub struct Ready {
-    /// The admin endpoint's address (`/v1/journal/...`, `/metrics`, `/healthz`).
+    /// The admin endpoint's address (`/v1/journal/...`, `/v1/log-level`, and the metrics routes).
     pub admin_addr: SocketAddr,
+    /// The metrics endpoint's address (`/metrics`, `/healthz`, `/readyz`).
+    pub metrics_addr: SocketAddr,
 }
 
 /// [`run`], sending [`Ready`] on `ready` once the admin endpoint listens.
@@ -97,7 +88,8 @@ pub async fn run_reporting(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<tokio::sync::oneshot::Sender<Ready>>,
 ) -> Result<(), DaemonError> {
-    let RunArgs { journal_dir, admin_addr, cluster_id, log_format: _, kube, tls, dns, azure } = args;
+    let RunArgs { journal_dir, admin_addr, metrics_addr, cluster_id, log_format: _, leader, kube, tls, dns, azure } =
+        args;
     let azure = crate::config::AzureSettings::from_args(&azure)?;
     let kube_client = match &kube.kubeconfig {
         _ if kube.no_kubernetes => None,
@@ -112,13 +104,31 @@ pub async fn run_reporting(
         default_tenant = azure.default_tenant.as_deref().unwrap_or("-"),
         "azure configured"
     );
+    let metrics = crate::metrics::Metrics::new();
+    let health = crate::health::Health::new();
+    // Every replica must stamp the same cluster id into record-set ownership, or a new leader
+    // would take the old one's records for another owner's: the kube-system namespace's uid
+    // unless one is configured.
+    let cluster_id = match (cluster_id, &kube_client) {
+        (Some(id), _) => Some(id),
+        (None, Some(client)) => crate::config::cluster_uid(client).await,
+        (None, None) => None,
+    };
     let dir = journal_dir.clone();
-    let options = routewarden_migrations::OpenOptions { cluster_id, ..Default::default() };
+    let options = routewarden_migrations::OpenOptions { cluster_id: cluster_id.clone(), ..Default::default() };
     let journal = tokio::task::spawn_blocking(move || routewarden_migrations::open(&journal_dir, options, Time::now()))
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))?
         .map_err(|source| DaemonError::OpenJournal { dir: dir.clone(), source })?;
-    tracing::info!(dir = %dir.display(), cluster_id = journal.cluster_id().ok().flatten().as_deref().unwrap_or("-"), "journal open");
+    let stamped = journal.cluster_id().ok().flatten();
+    tracing::info!(dir = %dir.display(), cluster_id = stamped.as_deref().unwrap_or("-"), "journal open");
+    if let (Some(want), Some(have)) = (&cluster_id, &stamped)
+        && want != have
+    {
+        tracing::warn!(configured = %want, journal = %have, "the journal was created for another cluster id and keeps it; record sets are owned under the journal's");
+    }
+    journal.set_observer(metrics.clone());
+    health.set_journal_open(true);
 
     let listener =
         TcpListener::bind(admin_addr).await.map_err(|source| DaemonError::BindAdmin { addr: admin_addr, source })?;
@@ -126,66 +136,66 @@ pub async fn run_reporting(
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "admin endpoint is not on loopback; it has no authentication");
     }
-    tracing::info!(%addr, "admin endpoint listening on http://{addr}");
+    let metrics_listener = TcpListener::bind(metrics_addr)
+        .await
+        .map_err(|source| DaemonError::BindMetrics { addr: metrics_addr, source })?;
+    let metrics_bound =
+        metrics_listener.local_addr().map_err(|source| DaemonError::BindMetrics { addr: metrics_addr, source })?;
+    tracing::info!(%addr, metrics = %metrics_bound, "admin endpoint listening on http://{addr}; metrics on http://{metrics_bound}/metrics");
     if let Some(ready) = ready {
-        let _ = ready.send(Ready { admin_addr: addr });
+        let _ = ready.send(Ready { admin_addr: addr, metrics_addr: metrics_bound });
     }
-    let metrics = crate::metrics::Metrics::new();
     let (stop_tasks, tasks_stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(client) = kube_client {
+        let leadership = if leader.no_leader_election {
+            crate::leader::Leadership::always()
+        } else {
+            let election = crate::config::election(&leader);
+            let (leadership, task) = crate::leader::elect(client.clone(), election, tasks_stopped.clone());
+            tasks.push(task);
+            leadership
+        };
+        health.set_leadership(leadership.clone());
         // One Azure client for both controllers: one token cache per identity, one HTTP pool.
         let assertions = std::sync::Arc::new(crate::tls::kubeio::TokenRequests(client.clone()));
         let azure_client = std::sync::Arc::new(
             routewarden_azure::AzureClient::new(azure.cloud.clone(), azure.http.clone(), assertions)
-                .with_managed_identity_endpoint(azure.managed_identity.clone()),
+                .with_managed_identity_endpoint(azure.managed_identity.clone())
+                .with_observer(metrics.clone()),
         );
         let settings = crate::config::tls_settings(&tls, &azure);
-        tasks = crate::tls::start(
-            client.clone(),
-            journal.clone(),
-            azure_client.clone(),
-            settings,
-            metrics.clone(),
-            tasks_stopped.clone(),
-        );
+        let ctx = crate::Context {
+            client,
+            journal: journal.clone(),
+            azure: azure_client,
+            metrics: metrics.clone(),
+            leadership,
+            health: health.clone(),
+        };
+        tasks.extend(crate::tls::start(&ctx, settings, tasks_stopped.clone()));
         tracing::info!(classes = ?tls.gateway_classes, poll_interval = ?tls.certificate_poll_interval, workers = tls.workers, "TLS controller started");
         let settings = crate::config::dns_settings(&tls, &dns, &azure);
-        tasks.extend(crate::dns::start(
-            client,
-            journal.clone(),
-            azure_client,
-            settings,
-            metrics.clone(),
-            tasks_stopped,
-        ));
+        metrics.set_rate_limits(&settings.limits);
+        tasks.extend(crate::dns::start(&ctx, settings, tasks_stopped.clone()));
         tracing::info!("DNS controller started");
     }
-    let extra = {
-        let metrics = metrics.clone();
-        let journal = journal.clone();
-        axum::Router::new()
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let metrics = metrics.clone();
-                    let journal = journal.clone();
-                    async move {
-                        if let Ok(depth) = tokio::task::spawn_blocking(move || journal.queue_depth()).await {
-                            metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
-                        }
-                        (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            metrics.encode(),
-                        )
-                    }
-                }),
-            )
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
+    let telemetry_routes = crate::health::router(metrics.clone(), journal.clone(), health.clone());
+    let metrics_server = {
+        let mut stopped = tasks_stopped.clone();
+        let app = telemetry_routes.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(metrics_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        })
     };
+    let extra = telemetry_routes;
     let (stop, mut stopped) = watch::channel(false);
     let signalled = async move {
         shutdown.await;
@@ -202,11 +212,11 @@ pub async fn run_reporting(
     }
     tracing::info!("admin endpoint stopped");
     let _ = stop_tasks.send(true);
-    for task in tasks {
-        // Workers finish the item in hand (its lease protects it if they cannot).
-        if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
-            tracing::warn!("a TLS task did not stop within 5s");
-        }
+    // Workers finish the item in hand (its lease protects it if they cannot); the leader
+    // releases its Lease so a follower takes over at once.
+    let all = futures::future::join_all(tasks.into_iter().chain([metrics_server]));
+    if tokio::time::timeout(Duration::from_secs(6), all).await.is_err() {
+        tracing::warn!("some tasks did not stop within 6s");
     }
 
     tokio::task::spawn_blocking(move || journal.close())

@@ -5,11 +5,14 @@
 use crate::lock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use routewarden_store::CertBindingKey;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,11 +44,86 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// `certificate`, `secret_versions`, `secret`.
+pub struct AzureLabels {
+    /// `keyvault`, `dns`, `entra`, `imds`.
+    pub service: String,
+    /// `certificate`, `secret_versions`, `secret`; `put`, `get`, `delete`, `list`; `token`.
     pub operation: String,
     /// `ok` or an error kind (`Forbidden`, `Throttled`, ...).
     pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AzureOpLabels {
+    pub service: String,
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// `reads`, `writes`, `deletes`.
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `arm_reads`, `arm_writes`, `arm_deletes`, `{public,private}_zone_{writes,lists}`.
+    pub limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkLabels {
+    /// `tls.sync`, `tls.remove`, `dns.apply`, ...
+    pub kind: String,
+    /// `pending`, `in_flight`, `parked`.
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// The watched resource's plural (`gateways`, `httproutes`, ...).
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub revision: String,
+}
+
+/// The exemplar of a latency observation: the trace it was part of.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    pub trace_id: String,
+}
+
+/// Azure answers in milliseconds to tens of seconds: 5 ms … ~41 s.
+fn latency_histogram() -> HistogramWithExemplars<TraceLabels> {
+    HistogramWithExemplars::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Convergence spans a fast path (tens of ms) to rate-limit waits of minutes: 10 ms … ~5.5 min.
+fn convergence_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 16))
+}
+
+fn state_label(state: routewarden_store::ItemState) -> &'static str {
+    match state {
+        routewarden_store::ItemState::Pending => "pending",
+        routewarden_store::ItemState::InFlight => "in_flight",
+        routewarden_store::ItemState::Done => "done",
+        routewarden_store::ItemState::Parked => "parked",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,14 +160,30 @@ pub struct Metrics {
     pub certificate_sync_errors: Family<ReasonLabels, Counter>,
     pub certificate_syncs: Counter,
     pub certificate_rotations: Counter,
-    pub keyvault_requests: Family<RequestLabels, Counter>,
+    pub certificate_last_rotation: Family<ListenerLabels, Gauge>,
+    pub certificate_newer_version: Family<ListenerLabels, Gauge>,
     pub queue_depth: Gauge,
+    pub work_items: Family<WorkLabels, Gauge>,
+    pub work_oldest_age: Family<WorkLabels, Gauge<f64, AtomicU64>>,
+    pub work_convergence: Family<KindLabels, Histogram, fn() -> Histogram>,
+    pub azure_requests: Family<AzureLabels, Counter>,
+    pub azure_duration:
+        Family<AzureOpLabels, HistogramWithExemplars<TraceLabels>, fn() -> HistogramWithExemplars<TraceLabels>>,
+    pub azure_throttled: Family<AzureOpLabels, Counter>,
+    pub azure_retry_after: Family<ServiceLabels, Counter<f64, AtomicU64>>,
+    pub azure_rate_limit: Family<LimitLabels, Gauge<f64, AtomicU64>>,
+    pub arm_remaining: Family<OperationLabels, Gauge>,
+    pub watch_restarts: Family<ResourceLabels, Counter>,
+    pub journal_size: Gauge,
+    pub journal_commit: HistogramWithExemplars<TraceLabels>,
+    pub leader: Gauge,
+    pub ready: Gauge,
+    pub build_info: Family<BuildLabels, Gauge>,
     pub dns_records: Family<ZoneStateLabels, Gauge>,
     pub dns_zone_record_sets: Family<ZoneLabels, Gauge>,
     pub dns_zone_record_set_limit: Family<ZoneLabels, Gauge>,
     pub dns_zone_accessible: Family<ZoneLabels, Gauge>,
     pub dns_zone_last_verified: Family<ZoneLabels, Gauge>,
-    pub dns_requests: Family<RequestLabels, Counter>,
     pub dns_sync_errors: Family<ReasonLabels, Counter>,
     pub dns_rate_limit_deferrals: Family<ZoneLabels, Counter>,
     pub dns_drift_repaired: Counter,
@@ -114,14 +208,29 @@ impl Metrics {
             certificate_sync_errors: Family::default(),
             certificate_syncs: Counter::default(),
             certificate_rotations: Counter::default(),
-            keyvault_requests: Family::default(),
+            certificate_last_rotation: Family::default(),
+            certificate_newer_version: Family::default(),
             queue_depth: Gauge::default(),
+            work_items: Family::default(),
+            work_oldest_age: Family::default(),
+            work_convergence: Family::new_with_constructor(convergence_histogram),
+            azure_requests: Family::default(),
+            azure_duration: Family::new_with_constructor(latency_histogram),
+            azure_throttled: Family::default(),
+            azure_retry_after: Family::default(),
+            azure_rate_limit: Family::default(),
+            arm_remaining: Family::default(),
+            watch_restarts: Family::default(),
+            journal_size: Gauge::default(),
+            journal_commit: HistogramWithExemplars::new(exponential_buckets(0.0005, 2.0, 14)),
+            leader: Gauge::default(),
+            ready: Gauge::default(),
+            build_info: Family::default(),
             dns_records: Family::default(),
             dns_zone_record_sets: Family::default(),
             dns_zone_record_set_limit: Family::default(),
             dns_zone_accessible: Family::default(),
             dns_zone_last_verified: Family::default(),
-            dns_requests: Family::default(),
             dns_sync_errors: Family::default(),
             dns_rate_limit_deferrals: Family::default(),
             dns_drift_repaired: Counter::default(),
@@ -165,11 +274,81 @@ impl Metrics {
             m.certificate_rotations.clone(),
         );
         registry.register(
-            "keyvault_requests",
-            "Key Vault requests by operation and outcome",
-            m.keyvault_requests.clone(),
+            "certificate_last_rotation_timestamp_seconds",
+            "When a listener's Secret last moved to a new Key Vault version (absent until one is seen by this process)",
+            m.certificate_last_rotation.clone(),
+        );
+        registry.register(
+            "certificate_newer_version_available",
+            "1 when Key Vault has a newer enabled version than the one a listener serves (a rotation pending or refused)",
+            m.certificate_newer_version.clone(),
         );
         registry.register("queue_depth", "Work items pending or in flight", m.queue_depth.clone());
+        registry.register(
+            "work_items",
+            "Unfinished work items by kind and state (pending, in_flight, parked)",
+            m.work_items.clone(),
+        );
+        registry.register(
+            "work_oldest_item_age_seconds",
+            "Age of the oldest unfinished work item by kind and state: since it was queued, or parked",
+            m.work_oldest_age.clone(),
+        );
+        registry.register(
+            "work_convergence_seconds",
+            "From a work item being queued to it being done: a desired record applied in Azure, a listener's Secret written",
+            m.work_convergence.clone(),
+        );
+        registry.register(
+            "azure_requests",
+            "Azure requests by service (keyvault, dns, entra, imds), operation and outcome (ok or the failure kind)",
+            m.azure_requests.clone(),
+        );
+        registry.register(
+            "azure_request_duration_seconds",
+            "Time until Azure answered, by service and operation; exemplars carry the trace id",
+            m.azure_duration.clone(),
+        );
+        registry.register("azure_throttled", "Azure answers 429 Too Many Requests", m.azure_throttled.clone());
+        registry.register(
+            "azure_retry_after_seconds",
+            "Seconds of Retry-After Azure asked routewarden to wait",
+            m.azure_retry_after.clone(),
+        );
+        registry.register(
+            "azure_rate_limit",
+            "Configured client-side limit in requests per second (zone limits apply per zone)",
+            m.azure_rate_limit.clone(),
+        );
+        registry.register(
+            "arm_ratelimit_remaining",
+            "ARM's last x-ms-ratelimit-remaining-subscription-{reads,writes,deletes} header",
+            m.arm_remaining.clone(),
+        );
+        registry.register(
+            "watch_restarts",
+            "Kubernetes watches that failed and were re-established, by resource",
+            m.watch_restarts.clone(),
+        );
+        registry.register("journal_size_bytes", "Size of the journal's files on disk", m.journal_size.clone());
+        registry.register(
+            "journal_commit_duration_seconds",
+            "Time for a journal transaction to become durable (fsync included)",
+            m.journal_commit.clone(),
+        );
+        registry.register("leader", "1 on the replica holding the leader Lease, 0 on followers", m.leader.clone());
+        registry.register(
+            "ready",
+            "1 when /readyz answers OK: caches synced, journal open, leadership known",
+            m.ready.clone(),
+        );
+        registry.register("build_info", "routewarden's version and source revision (value 1)", m.build_info.clone());
+        m.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                revision: option_env!("ROUTEWARDEN_REVISION").unwrap_or("unknown").to_owned(),
+            })
+            .set(1);
         registry.register(
             "dns_records",
             "Record sets by zone and state: desired, applied, stale (owned, no live source), foreign_blocking (a record set routewarden does not own holds a desired name), conflicting (claimed first by another DNS resource)",
@@ -195,11 +374,6 @@ impl Metrics {
             "When the zone was last listed and compared with the journal",
             m.dns_zone_last_verified.clone(),
         );
-        registry.register(
-            "dns_requests",
-            "Azure DNS requests by operation (put, delete, get, list) and outcome",
-            m.dns_requests.clone(),
-        );
         registry.register("dns_sync_errors", "Failed record-set writes by reason", m.dns_sync_errors.clone());
         registry.register(
             "dns_rate_limit_deferrals",
@@ -222,16 +396,23 @@ impl Metrics {
         out
     }
 
-    pub fn keyvault_request(&self, operation: &str, outcome: &str) {
-        self.keyvault_requests
-            .get_or_create(&RequestLabels { operation: operation.to_owned(), outcome: outcome.to_owned() })
-            .inc();
+    /// Publishes the configured client-side limits, in requests per second.
+    pub fn set_rate_limits(&self, limits: &crate::dns::limits::RateLimits) {
+        for (name, rate) in limits.named() {
+            self.azure_rate_limit.get_or_create(&LimitLabels { limit: name.to_owned() }).set(rate.per_second());
+        }
     }
 
-    pub fn dns_request(&self, operation: &str, outcome: &str) {
-        self.dns_requests
-            .get_or_create(&RequestLabels { operation: operation.to_owned(), outcome: outcome.to_owned() })
-            .inc();
+    /// Work item counts and ages from the journal's queue statistics; series of kinds and states
+    /// that emptied are dropped.
+    pub fn set_queue(&self, stats: &[routewarden_store::QueueStat], now: routewarden_store::Time) {
+        self.work_items.clear();
+        self.work_oldest_age.clear();
+        for stat in stats {
+            let labels = WorkLabels { kind: stat.kind.clone(), state: state_label(stat.state).to_owned() };
+            self.work_items.get_or_create(&labels).set(i64::try_from(stat.count).unwrap_or(i64::MAX));
+            self.work_oldest_age.get_or_create(&labels).set(stat.oldest.age(now).as_secs_f64());
+        }
     }
 
     /// Drops every series of a listener that is no longer managed.
@@ -241,6 +422,8 @@ impl Metrics {
         self.certificate_not_before.remove(&labels);
         self.certificate_last_sync.remove(&labels);
         self.certificate_ready.remove(&labels);
+        self.certificate_last_rotation.remove(&labels);
+        self.certificate_newer_version.remove(&labels);
         self.forget_info(key);
     }
 
@@ -266,5 +449,100 @@ impl Metrics {
         if let Some(previous) = lock(&self.info_index).remove(key) {
             self.certificate_info.remove(&previous);
         }
+    }
+}
+
+/// The trace id of the current span, when it is part of a sampled OpenTelemetry trace.
+fn current_trace() -> Option<TraceLabels> {
+    crate::telemetry::current_trace_id().map(|trace_id| TraceLabels { trace_id })
+}
+
+impl routewarden_azure::Observer for Metrics {
+    fn call(&self, call: &routewarden_azure::Call) {
+        let service = call.service.as_str().to_owned();
+        let operation = call.operation.to_owned();
+        self.azure_requests
+            .get_or_create(&AzureLabels {
+                service: service.clone(),
+                operation: operation.clone(),
+                outcome: call.outcome.to_owned(),
+            })
+            .inc();
+        let op = AzureOpLabels { service: service.clone(), operation };
+        self.azure_duration.get_or_create(&op).observe(call.duration.as_secs_f64(), current_trace(), None);
+        if call.outcome == routewarden_azure::Kind::Throttled.as_str() {
+            self.azure_throttled.get_or_create(&op).inc();
+        }
+        if let Some(wait) = call.retry_after {
+            self.azure_retry_after.get_or_create(&ServiceLabels { service }).inc_by(wait.as_secs_f64());
+        }
+        if let Some((class, remaining)) = call.remaining {
+            self.arm_remaining
+                .get_or_create(&OperationLabels { operation: class.to_owned() })
+                .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+impl routewarden_store::Observer for Metrics {
+    fn committed(&self, took: std::time::Duration) {
+        self.journal_commit.observe(took.as_secs_f64(), current_trace(), None);
+    }
+
+    fn converged(&self, kind: &str, took: std::time::Duration) {
+        self.work_convergence.get_or_create(&KindLabels { kind: kind.to_owned() }).observe(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_azure_call_is_counted_timed_and_its_throttling_and_headers_kept() {
+        let m = Metrics::new();
+        let call = routewarden_azure::Call {
+            service: routewarden_azure::Service::Dns,
+            operation: "put",
+            outcome: "Throttled",
+            duration: std::time::Duration::from_millis(30),
+            retry_after: Some(std::time::Duration::from_secs(7)),
+            remaining: Some(("writes", 42)),
+        };
+        routewarden_azure::Observer::call(&*m, &call);
+        let text = m.encode();
+        for line in [
+            r#"routewarden_azure_requests_total{service="dns",operation="put",outcome="Throttled"} 1"#,
+            r#"routewarden_azure_throttled_total{service="dns",operation="put"} 1"#,
+            r#"routewarden_azure_retry_after_seconds_total{service="dns"} 7.0"#,
+            r#"routewarden_arm_ratelimit_remaining{operation="writes"} 42"#,
+            r#"routewarden_azure_request_duration_seconds_count{service="dns",operation="put"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn queue_series_follow_the_journal_and_drop_emptied_states() {
+        use routewarden_store::{ItemState, QueueStat, Time};
+        let m = Metrics::new();
+        let now = Time(100_000);
+        let stat =
+            |kind: &str, state, count, oldest| QueueStat { kind: kind.into(), state, count, oldest: Time(oldest) };
+        m.set_queue(
+            &[stat("dns.apply", ItemState::Pending, 3, 40_000), stat("tls.sync", ItemState::Parked, 1, 90_000)],
+            now,
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"routewarden_work_items{kind="dns.apply",state="pending"} 3"#), "{text}");
+        assert!(
+            text.contains(r#"routewarden_work_oldest_item_age_seconds{kind="dns.apply",state="pending"} 60.0"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"routewarden_work_items{kind="tls.sync",state="parked"} 1"#), "{text}");
+        m.set_queue(&[stat("dns.apply", ItemState::Pending, 1, 99_000)], now);
+        let text = m.encode();
+        assert!(!text.contains(r#"state="parked""#), "{text}");
+        assert!(text.contains(r#"routewarden_build_info{version=""#), "{text}");
     }
 }

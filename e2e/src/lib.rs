@@ -50,6 +50,8 @@ pub struct Daemon {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), String>>,
     pub admin: String,
+    /// `http://ADDR` of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: String,
 }
 
 impl Daemon {
@@ -121,6 +123,8 @@ impl Env {
             self.journal_dir().display().to_string(),
             "--admin-addr".into(),
             "127.0.0.1:0".into(),
+            "--metrics-addr".into(),
+            "127.0.0.1:0".into(),
             "--kubeconfig".into(),
             d.join("kubeconfig").display().to_string(),
             "--tenant-id".into(),
@@ -158,7 +162,12 @@ impl Env {
             .map_err(|e| e.to_string())
         });
         let ready = is_ready.await.context("the daemon stopped before it was ready")?;
-        self.daemon = Some(Daemon { stop: Some(stop), task, admin: format!("http://{}", ready.admin_addr) });
+        self.daemon = Some(Daemon {
+            stop: Some(stop),
+            task,
+            admin: format!("http://{}", ready.admin_addr),
+            metrics: format!("http://{}", ready.metrics_addr),
+        });
         Ok(())
     }
 

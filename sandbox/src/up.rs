@@ -42,6 +42,7 @@ pub struct DaemonOptions {
 #[derive(Debug)]
 pub struct Daemon {
     admin_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     journal_dir: PathBuf,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), routewarden::daemon::DaemonError>>,
@@ -74,7 +75,14 @@ impl Daemon {
         };
         let task = tokio::spawn(routewarden::daemon::run_reporting(args, shutdown, Some(ready_tx)));
         match ready_rx.await {
-            Ok(ready) => Ok(Self { admin_addr: ready.admin_addr, journal_dir, stop, task, joined: false }),
+            Ok(ready) => Ok(Self {
+                admin_addr: ready.admin_addr,
+                metrics_addr: ready.metrics_addr,
+                journal_dir,
+                stop,
+                task,
+                joined: false,
+            }),
             // It ended before listening: its own error says why.
             Err(_) => match task.await {
                 Ok(Err(e)) => Err(anyhow::Error::new(e).context("routewarden failed to start")),
@@ -89,9 +97,10 @@ impl Daemon {
         format!("http://{}", self.admin_addr)
     }
 
-    /// `http://127.0.0.1:PORT/metrics`.
+    /// `http://127.0.0.1:PORT/metrics` on the metrics endpoint (which also serves `/healthz` and
+    /// `/readyz`).
     pub fn metrics_url(&self) -> String {
-        format!("{}/metrics", self.admin_url())
+        format!("http://{}/metrics", self.metrics_addr)
     }
 
     /// The journal directory.
@@ -231,8 +240,8 @@ impl Sandbox {
 }
 
 /// `routewarden run` flags that point it at this sandbox: its kubeconfig, local Azure's tenant,
-/// CA, host names and instance metadata token endpoint, and an admin endpoint on any free
-/// loopback port.
+/// CA, host names and instance metadata token endpoint, and the admin and metrics endpoints on
+/// free loopback ports.
 fn daemon_flags(dir: &Path, journal_dir: &Path, azure: &AzureSandbox, options: &DaemonOptions) -> Vec<String> {
     let scenario = azure.scenario_json();
     let tenant =
@@ -241,6 +250,8 @@ fn daemon_flags(dir: &Path, journal_dir: &Path, azure: &AzureSandbox, options: &
         "--journal-dir",
         &journal_dir.display().to_string(),
         "--admin-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
         "127.0.0.1:0",
         "--kubeconfig",
         &dir.join("kubeconfig").display().to_string(),

@@ -80,6 +80,28 @@ struct Inner {
     /// Kind and key of work items by id, which never change once an item exists (ids are never
     /// reused): claims pass over another controller's due items without reading them from disk.
     idents: Mutex<HashMap<u64, Ident>>,
+    /// When each unfinished item was first queued by this process, for the convergence time its
+    /// completion reports and the age of the oldest item (in memory only: the stored item has no
+    /// such field, so items queued before a restart fall back to their last update).
+    queued_at: Mutex<HashMap<u64, Time>>,
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+}
+
+/// Told how the journal performs: how long each commit took to become durable, and how long each
+/// work item took from being queued to being done. Implemented by the daemon's metrics.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    fn committed(&self, took: Duration);
+    fn converged(&self, kind: &str, took: Duration);
+}
+
+/// Unfinished work items of one kind in one state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueStat {
+    pub kind: String,
+    pub state: ItemState,
+    pub count: u64,
+    /// When the oldest of them was queued (pending, in flight) or parked.
+    pub oldest: Time,
 }
 
 /// A work item's kind and key.
@@ -200,6 +222,10 @@ pub struct Tx<'a> {
     t: &'a [TransactionalTree],
     options: &'a Options,
     appended: std::cell::Cell<u64>,
+    /// Items this transaction queued (id, when) and completed (id, kind), applied to
+    /// `Inner::queued_at` once it commits.
+    queued: std::cell::RefCell<Vec<(u64, Time)>>,
+    completed: std::cell::RefCell<Vec<(u64, String)>>,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -394,6 +420,7 @@ impl Tx<'_> {
             self.schedule(&mut item, ItemState::Pending, due)?;
             self.store_item(&item)?;
             self.put(QUEUE_KEYS, &index_key, &id)?;
+            self.queued.borrow_mut().push((id, now));
             return Ok(Enqueued::Created(id));
         };
         if item.payload == payload {
@@ -401,6 +428,7 @@ impl Tx<'_> {
         }
         item.payload = payload.to_vec();
         item.updated_at = now;
+        self.queued.borrow_mut().push((item.id, now));
         if item.state == ItemState::InFlight {
             item.rerun = true;
         } else {
@@ -431,6 +459,7 @@ impl Tx<'_> {
             self.schedule(&mut item, ItemState::Pending, now)?;
         } else {
             self.schedule(&mut item, ItemState::Done, now)?;
+            self.completed.borrow_mut().push((item.id, item.kind.clone()));
         }
         self.store_item(&item)?;
         Ok(item.state)
@@ -503,6 +532,7 @@ impl Tx<'_> {
             self.schedule(&mut item, ItemState::Pending, now)?;
         }
         item.updated_at = now;
+        self.queued.borrow_mut().push((item.id, now));
         self.store_item(&item)
     }
 
@@ -511,6 +541,8 @@ impl Tx<'_> {
         let Some(mut item) = self.work_item_by_key(kind, key)? else { return Ok(false) };
         let at = item.next_attempt_at;
         self.schedule(&mut item, ItemState::Done, at)?;
+        // Forgotten, not converged: dropped from the queue times without a report.
+        self.completed.borrow_mut().push((item.id, String::new()));
         self.del(QUEUE_ITEMS, &item.id.to_be_bytes())?;
         self.del(QUEUE_KEYS, &queue_key(kind, key)?)?;
         Ok(true)
@@ -555,6 +587,8 @@ impl Journal {
                 log_file,
                 appends_since_prune: AtomicU64::new(0),
                 idents: Mutex::new(HashMap::new()),
+                queued_at: Mutex::new(HashMap::new()),
+                observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -563,19 +597,82 @@ impl Journal {
         &self.inner.raw.dir
     }
 
+    /// Reports commit and convergence times to `observer` from now on (the first one set stays).
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    fn track_queue_times(&self, queued: Vec<(u64, Time)>, completed: Vec<(u64, String)>) {
+        if queued.is_empty() && completed.is_empty() {
+            return;
+        }
+        let now = Time::now();
+        let mut converged = Vec::new();
+        {
+            let mut times = lock(&self.inner.queued_at);
+            for (id, at) in queued {
+                // A newer payload for an unfinished item: it has been unconverged since the first.
+                times.entry(id).or_insert(at);
+            }
+            for (id, kind) in completed {
+                if let Some(at) = times.remove(&id)
+                    && !kind.is_empty()
+                {
+                    converged.push((kind, at.age(now)));
+                }
+            }
+        }
+        if let Some(o) = self.inner.observer.get() {
+            for (kind, took) in converged {
+                o.converged(&kind, took);
+            }
+        }
+    }
+
+    /// Unfinished items (pending, in flight, parked) counted by kind and state, with the oldest
+    /// of each. Reads every item: meant for a metrics scrape, not a hot path.
+    pub fn queue_stats(&self) -> Result<Vec<QueueStat>> {
+        let times = lock(&self.inner.queued_at).clone();
+        let mut stats: BTreeMap<(String, ItemState), (u64, Time)> = BTreeMap::new();
+        for item in self.work_items()? {
+            if item.state == ItemState::Done {
+                continue;
+            }
+            let since = match item.state {
+                ItemState::Parked => item.updated_at,
+                _ => times.get(&item.id).copied().unwrap_or(item.updated_at),
+            };
+            let entry = stats.entry((item.kind, item.state)).or_insert((0, since));
+            entry.0 += 1;
+            entry.1 = entry.1.min(since);
+        }
+        Ok(stats.into_iter().map(|((kind, state), (count, oldest))| QueueStat { kind, state, count, oldest }).collect())
+    }
+
     pub fn options(&self) -> &Options {
         &self.inner.raw.options
     }
 
     /// Applies `f` atomically across all tables and returns once the change is durable.
     pub fn commit<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
+        let started = std::time::Instant::now();
         let options = &self.inner.raw.options;
         let appended = std::cell::Cell::new(0);
+        let queued = std::cell::RefCell::new(Vec::new());
+        let completed = std::cell::RefCell::new(Vec::new());
         let trees: &[sled::Tree] = &self.inner.trees;
         let result = trees.transaction(|views: &Vec<TransactionalTree>| {
-            let tx = Tx { t: views, options, appended: std::cell::Cell::new(0) };
+            let tx = Tx {
+                t: views,
+                options,
+                appended: std::cell::Cell::new(0),
+                queued: std::cell::RefCell::new(Vec::new()),
+                completed: std::cell::RefCell::new(Vec::new()),
+            };
             let out = f(&tx).map_err(|e| e.0)?;
             appended.set(tx.appended.get());
+            queued.replace(tx.queued.take());
+            completed.replace(tx.completed.take());
             Ok(out)
         });
         let value = match result {
@@ -585,6 +682,10 @@ impl Journal {
         };
         let ticket = self.inner.written.fetch_add(1, Ordering::SeqCst) + 1;
         self.make_durable(ticket)?;
+        self.track_queue_times(queued.into_inner(), completed.into_inner());
+        if let Some(o) = self.inner.observer.get() {
+            o.committed(started.elapsed());
+        }
         let appended = appended.get();
         if appended > 0 {
             let since = self.inner.appends_since_prune.fetch_add(appended, Ordering::Relaxed) + appended;

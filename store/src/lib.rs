@@ -28,7 +28,7 @@ mod time;
 pub use error::{Error, Result};
 pub use journal::{
     Claimed, CompactReport, Enqueued, EventWatch, Journal, Lease, MAX_ACTION_LEN, MAX_MESSAGE_LEN, MAX_SUBJECT_LEN,
-    Options, Retried, Summary, Tx, TxError, TxResult,
+    Observer, Options, QueueStat, Retried, Summary, Tx, TxError, TxResult,
 };
 pub use model::*;
 pub use raw::{MigrationRecord, RawEntry, RawJournal, RawTable, SCHEMA_VERSION, is_journal, meta_keys, tables};

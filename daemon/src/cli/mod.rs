@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/routewarden/journal";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9443";
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9402";
 
 const JOURNAL_AFTER_HELP: &str = "\
 Sources:
@@ -73,9 +74,18 @@ pub struct RunArgs {
     /// Cluster id stamped into a new journal (a random one when absent).
     #[arg(long, env = "ROUTEWARDEN_CLUSTER_ID")]
     pub cluster_id: Option<String>,
-    /// Log format on stderr; the filter comes from RUST_LOG (default info).
+    /// Address serving /metrics, /healthz and /readyz (for Prometheus and kubelet probes).
+    #[arg(long, value_name = "ADDR", env = "ROUTEWARDEN_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: SocketAddr,
+    /// Log format on stderr; the filter comes from RUST_LOG (default info) and can be changed
+    /// while running with `PUT /v1/log-level` on the admin endpoint. Traces are exported over
+    /// OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set;
+    /// OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER[_ARG] and
+    /// OTEL_SDK_DISABLED apply as usual.
     #[arg(long, env = "ROUTEWARDEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
@@ -84,6 +94,37 @@ pub struct RunArgs {
     pub dns: DnsArgs,
     #[command(flatten)]
     pub azure: AzureArgs,
+}
+
+/// Leader election: with several replicas, only the one holding the Lease writes.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaderArgs {
+    /// Lead without a Lease (a single replica, or a journal inspected with --no-kubernetes).
+    #[arg(long, env = "ROUTEWARDEN_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+    /// Namespace of the Lease; default: the pod's own namespace, else `default`.
+    #[arg(long, value_name = "NAMESPACE", env = "ROUTEWARDEN_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, value_name = "NAME", env = "ROUTEWARDEN_LEADER_ELECTION_LEASE", default_value = "routewarden")]
+    pub leader_election_lease: String,
+    /// This replica's identity in the Lease; default: the pod name ($HOSTNAME) with a random
+    /// suffix.
+    #[arg(long, value_name = "ID", env = "ROUTEWARDEN_LEADER_ELECTION_IDENTITY")]
+    pub leader_election_identity: Option<String>,
+    /// How long a Lease holds without renewal: a follower takes over within this after the
+    /// leader dies (the leader renews a third of it before expiry; at least 3s).
+    #[arg(long, value_name = "DURATION", env = "ROUTEWARDEN_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
+    pub leader_election_lease_duration: std::time::Duration,
+}
+
+fn parse_lease_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < std::time::Duration::from_secs(3) || d.subsec_nanos() != 0 {
+        return Err(format!("{s:?} must be whole seconds, at least 3s"));
+    }
+    Ok(d)
 }
 
 /// Where the Kubernetes API server is.

@@ -269,7 +269,10 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
             shared.plan = planned;
             shared.planned = true;
         }
-        super::finalizer::sync(&w, &resources).await;
+        // Finalizers are writes: the leader's.
+        if w.leadership.is_leader() {
+            super::finalizer::sync(&w, &resources).await;
+        }
         w.reported.notify_one();
         w.verify.notify_one();
         let took = started.elapsed();

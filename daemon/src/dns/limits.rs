@@ -76,6 +76,21 @@ pub struct RateLimits {
     pub private_zone_lists: Rate,
 }
 
+impl RateLimits {
+    /// Each limit with its `routewarden_azure_rate_limit` label.
+    pub fn named(&self) -> [(&'static str, Rate); 7] {
+        [
+            ("arm_reads", self.arm_reads),
+            ("arm_writes", self.arm_writes),
+            ("arm_deletes", self.arm_deletes),
+            ("public_zone_writes", self.public_zone_writes),
+            ("public_zone_lists", self.public_zone_lists),
+            ("private_zone_writes", self.private_zone_writes),
+            ("private_zone_lists", self.private_zone_lists),
+        ]
+    }
+}
+
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {

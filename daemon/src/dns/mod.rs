@@ -207,13 +207,13 @@ pub fn identity_key(
 /// Starts the DNS controller: watches, the planner loop, the workers, the zone verifier and the
 /// status writer. Every task ends when `stop` turns true.
 pub fn start(
-    client: kube::Client,
-    journal: routewarden_store::Journal,
-    azure: Arc<routewarden_azure::AzureClient>,
+    ctx: &crate::Context,
     settings: DnsSettings,
-    metrics: Arc<crate::metrics::Metrics>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::leader::while_leader;
+    let crate::Context { client, journal, azure, metrics, leadership, health } = ctx.clone();
+    let leadership = &leadership;
     let changed = Arc::new(tokio::sync::Notify::new());
     let caches = sources::start(client.clone(), changed.clone(), stop.clone());
     let cluster_id = journal.cluster_id().ok().flatten().unwrap_or_default();
@@ -233,11 +233,26 @@ pub fn start(
         verify: Arc::new(tokio::sync::Notify::new()),
         replan: changed.clone(),
         metrics,
+        leadership: leadership.clone(),
+        reconciled: Arc::default(),
     });
-    let mut tasks = crate::backoff::spawn_workers(n, &stop, |stop| workers.clone().run(stop));
-    tasks.push(tokio::spawn(controller::run(workers.clone(), changed, stop.clone())));
-    tasks.push(tokio::spawn(verify::run(workers.clone(), stop.clone())));
-    tasks.push(tokio::spawn(status::run(workers, events, stop)));
+    let shared = workers.shared.clone();
+    health.require("DNS caches synced and planned", move || lock(&shared).planned);
+    // The planner runs on every replica (warm caches, a current journal); what writes runs on
+    // the leader only.
+    let mut tasks = vec![tokio::spawn(controller::run(workers.clone(), changed, stop.clone()))];
+    let w = workers.clone();
+    tasks.push(while_leader("DNS workers", leadership, &stop, move |stop| {
+        let pool = crate::backoff::spawn_workers(n, &stop, |stop| w.clone().run(stop));
+        async move {
+            futures::future::join_all(pool).await;
+        }
+    }));
+    let w = workers.clone();
+    tasks.push(while_leader("DNS verifier", leadership, &stop, move |stop| verify::run(w.clone(), stop)));
+    tasks.push(while_leader("DNS status", leadership, &stop, move |stop| {
+        status::run(workers.clone(), events.clone(), stop)
+    }));
     tasks
 }
 

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Publishes Events on DNS resources.
+#[derive(Clone)]
 pub struct Events {
     recorder: Recorder,
 }

@@ -19,7 +19,7 @@
 
 use super::controller::{fingerprint, holds, is_applied};
 use super::limits::Call;
-use super::worker::{Workers, outcome, owned_by_cluster, zone_labels};
+use super::worker::{Workers, owned_by_cluster, zone_labels};
 use super::{KIND_APPLY, ZoneHealth, apply_items, identity_key, lock, metadata, resource_of};
 use crate::crd::conditions::reason;
 use routewarden_azure::{Kind, Principal, RecordKind, StoredRecordSet, ZoneRef};
@@ -229,6 +229,10 @@ pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
         let interval = w.settings.verify_interval;
         let planned = lock(&w.shared).planned;
         let zones = if planned { targets(&w) } else { BTreeMap::new() };
+        let term = w.leadership.term();
+        if planned {
+            w.reconciled.set_targets(term, zones.keys().cloned());
+        }
         last.retain(|z, _| zones.contains_key(z));
         for (zone_id, t) in &zones {
             let failures = match last.get(zone_id) {
@@ -246,6 +250,9 @@ pub async fn run(w: Arc<Workers>, mut stop: watch::Receiver<bool>) {
                     break;
                 }
             }
+            w.reconciled.listed(zone_id, term);
+            // Items held back for this zone's first list of the term may go now.
+            w.wake.notify_waiters();
             let failures = if outcome == Verified::Listed { 0 } else { failures + 1 };
             let wait = if failures == 0 {
                 interval
@@ -298,7 +305,6 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
         }
     };
     let listed = w.azure.list_record_sets_paced(id, zone, pace).await;
-    w.metrics.dns_request("list", outcome(&listed));
     let (sets, total) = match listed {
         Ok(l) => l,
         Err(e) => {

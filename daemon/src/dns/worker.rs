@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use routewarden_azure::{AzureClient, AzureError, Kind, Precondition, Principal, RecordKind, RecordSet, ZoneRef};
 use routewarden_planner::zone::Zone;
 use routewarden_store::{AppliedRecordSet, DesiredRecordSet, Journal, NewEvent, RecordSetKey, Time};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -93,6 +93,46 @@ pub struct Workers {
     pub replan: Arc<Notify>,
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
+    pub leadership: crate::leader::Leadership,
+    /// Which zones were listed in this leadership term; see [`Reconciled`].
+    pub reconciled: Arc<Reconciled>,
+}
+
+/// A new leader trusts no applied state it has not verified: the previous leader may have
+/// written record sets its journal never heard of. So in each term a zone's items are drained
+/// only after the verifier listed the zone (recording what Azure holds as applied, so nothing
+/// already there is written again). Zones the verifier has no identity for are not held back:
+/// their items fail on their own and say why.
+#[derive(Debug, Default)]
+pub struct Reconciled(std::sync::Mutex<ReconciledState>);
+
+#[derive(Debug, Default)]
+struct ReconciledState {
+    /// The term the verifier last published its targets in.
+    term: u64,
+    targets: std::collections::HashSet<String>,
+    /// Zone → the term it was last listed in (successfully or not).
+    listed: HashMap<String, u64>,
+}
+
+impl Reconciled {
+    /// The verifier's zones for `term`.
+    pub fn set_targets(&self, term: u64, zones: impl IntoIterator<Item = String>) {
+        let mut s = crate::lock(&self.0);
+        s.term = term;
+        s.targets = zones.into_iter().collect();
+    }
+
+    /// The verifier tried to list `zone` in `term`.
+    pub fn listed(&self, zone: &str, term: u64) {
+        crate::lock(&self.0).listed.insert(zone.to_owned(), term);
+    }
+
+    /// Whether `zone`'s items may be drained in `term`.
+    pub fn may_drain(&self, zone: &str, term: u64) -> bool {
+        let s = crate::lock(&self.0);
+        s.term == term && (!s.targets.contains(zone) || s.listed.get(zone) == Some(&term))
+    }
 }
 
 /// How an item ended when it did not fail.
@@ -101,14 +141,6 @@ pub enum Outcome {
     Done,
     /// The zone's rate limit is spent: try again after this, without counting an attempt.
     Deferred(Duration),
-}
-
-/// The `routewarden_dns_requests_total` outcome label of a call's result.
-pub fn outcome<T>(r: &Result<T, AzureError>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(e) => e.kind.as_str(),
-    }
 }
 
 impl std::fmt::Debug for Workers {
@@ -135,8 +167,12 @@ impl Workers {
     /// One worker: claims and carries out this controller's items until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let limits = self.limits.clone();
-        let wanted: crate::backoff::Wanted =
-            Arc::new(move |key| parse_key(key).is_none_or(|k| limits.zone_ready(&k.zone)));
+        let reconciled = self.reconciled.clone();
+        let leadership = self.leadership.clone();
+        let wanted: crate::backoff::Wanted = Arc::new(move |key| {
+            parse_key(key)
+                .is_none_or(|k| limits.zone_ready(&k.zone) && reconciled.may_drain(&k.zone, leadership.term()))
+        });
         while !*stop.borrow() {
             let Some(claimed) = crate::backoff::claim_next_where(
                 &self.journal,
@@ -234,7 +270,6 @@ impl Workers {
     ) -> Result<Result<String, AzureError>, Duration> {
         self.tokens(Call::Write, zone, id).await?;
         let written = self.azure.put_record_set(id, zone, name, kind, set, precondition).await;
-        self.metrics.dns_request("put", outcome(&written));
         Ok(written)
     }
 
@@ -249,7 +284,6 @@ impl Workers {
     ) -> Result<Result<(), AzureError>, Duration> {
         self.tokens(Call::Delete, zone, id).await?;
         let deleted = self.azure.delete_record_set(id, zone, name, kind, etag).await;
-        self.metrics.dns_request("delete", outcome(&deleted));
         Ok(deleted)
     }
 
@@ -263,9 +297,7 @@ impl Workers {
         kind: RecordKind,
     ) -> Result<Option<routewarden_azure::StoredRecordSet>, AzureError> {
         let _ = self.tokens(Call::Get, zone, id).await;
-        let found = self.azure.get_record_set(id, zone, name, kind).await;
-        self.metrics.dns_request("get", outcome(&found));
-        found
+        self.azure.get_record_set(id, zone, name, kind).await
     }
 
     /// Keeps the last failure of a record set for status; wakes the status writer on a change.

@@ -234,13 +234,13 @@ pub fn parse_key(key: &str) -> Option<CertBindingKey> {
 /// Starts the TLS controller: watches, the planner loop, the workers, the poller and the status
 /// writer. Every task ends when `stop` turns true.
 pub fn start(
-    client: kube::Client,
-    journal: routewarden_store::Journal,
-    azure: std::sync::Arc<routewarden_azure::AzureClient>,
+    ctx: &crate::Context,
     settings: TlsSettings,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::leader::while_leader;
+    let crate::Context { client, journal, azure, metrics, leadership, health } = ctx.clone();
+    let leadership = &leadership;
     use std::sync::Arc;
     let changed = Arc::new(tokio::sync::Notify::new());
     let caches = sources::start(client.clone(), changed.clone(), stop.clone());
@@ -255,9 +255,19 @@ pub fn start(
         Arc::new(tokio::sync::Notify::new()),
         Arc::new(tokio::sync::Notify::new()),
     ));
-    let mut tasks = crate::backoff::spawn_workers(n, &stop, |stop| workers.clone().run(stop));
-    tasks.push(tokio::spawn(controller::run(workers.clone(), changed, stop.clone())));
-    tasks.push(tokio::spawn(poller::run(workers.clone(), stop.clone())));
-    tasks.push(tokio::spawn(status::run(workers, stop)));
+    let shared = workers.shared.clone();
+    health.require("TLS caches synced and planned", move || crate::lock(&shared).planned);
+    // The planner runs on every replica; what reads Key Vault or writes runs on the leader only.
+    let mut tasks = vec![tokio::spawn(controller::run(workers.clone(), changed, stop.clone()))];
+    let w = workers.clone();
+    tasks.push(while_leader("TLS workers", leadership, &stop, move |stop| {
+        let pool = crate::backoff::spawn_workers(n, &stop, |stop| w.clone().run(stop));
+        async move {
+            futures::future::join_all(pool).await;
+        }
+    }));
+    let w = workers.clone();
+    tasks.push(while_leader("TLS poller", leadership, &stop, move |stop| poller::run(w.clone(), stop)));
+    tasks.push(while_leader("TLS status", leadership, &stop, move |stop| status::run(workers.clone(), stop)));
     tasks
 }

@@ -284,6 +284,7 @@ impl Workers {
                 .certificate_last_sync
                 .get_or_create(&ListenerLabels::from(key))
                 .set(Time::now().as_millis() / 1000);
+            self.metrics.certificate_newer_version.get_or_create(&ListenerLabels::from(key)).set(0);
             let previous = lock(&self.shared).outcomes.get(key).cloned();
             return Ok(match previous {
                 Some(o @ Outcome::Ready { .. }) if matches!(&o, Outcome::Ready { version: v, .. } if *v == version) => {
@@ -311,6 +312,10 @@ impl Workers {
                 let subject = format!("{}/certificates/{}/{version}", b.uri.vault_url, b.uri.name);
                 let event = NewEvent::new(Time::now(), "cert.rejected", subject, reason.clone());
                 self.journal(key, b, &version, material.certs.first(), Some(reason), event).await;
+                // Key Vault has a version the listener does not serve: the expiry alert must not
+                // wait for a rotation that will not come, and the refusal has its own alert.
+                let newer = serving.as_ref().is_some_and(|s| *s != version);
+                self.metrics.certificate_newer_version.get_or_create(&ListenerLabels::from(key)).set(i64::from(newer));
                 return Err(SyncError {
                     reason: Reason::ValidationFailed,
                     check: Some(check.reason()),
@@ -356,7 +361,9 @@ impl Workers {
         self.metrics.certificate_syncs.inc();
         if rotated {
             self.metrics.certificate_rotations.inc();
+            self.metrics.certificate_last_rotation.get_or_create(&labels_).set(now.as_second());
         }
+        self.metrics.certificate_newer_version.get_or_create(&labels_).set(0);
         self.metrics.certificate_not_after.get_or_create(&labels_).set(leaf.not_after.as_second());
         self.metrics.certificate_not_before.get_or_create(&labels_).set(leaf.not_before.as_second());
         self.metrics.certificate_last_sync.get_or_create(&labels_).set(now.as_second());
@@ -430,10 +437,7 @@ impl Workers {
     async fn fetch_version(&self, pk: &PollKey, id: &IdentityKey) -> Result<KnownVersion, SyncError> {
         let denied = lock(&self.shared).certificate_metadata_denied.contains(pk);
         if !denied {
-            let result = self.azure.certificate(id, &pk.vault_url, &pk.certificate, None).await;
-            self.metrics
-                .keyvault_request("certificate", result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind.as_str()));
-            match result {
+            match self.azure.certificate(id, &pk.vault_url, &pk.certificate, None).await {
                 Ok(meta) => {
                     return Ok(KnownVersion {
                         version: meta.version,
@@ -451,10 +455,7 @@ impl Workers {
                 Err(e) => return Err(e.into()),
             }
         }
-        let result = self.azure.current_secret_version(id, &pk.vault_url, &pk.certificate).await;
-        self.metrics
-            .keyvault_request("secret_versions", result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind.as_str()));
-        match result? {
+        match self.azure.current_secret_version(id, &pk.vault_url, &pk.certificate).await? {
             Some(v) => {
                 Ok(KnownVersion { version: v.version, x5t: None, enabled: v.enabled, checked_at: Instant::now() })
             }
@@ -477,9 +478,7 @@ impl Workers {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
-        let result = self.azure.certificate_secret(id, &pk.vault_url, &pk.certificate, version).await;
-        self.metrics.keyvault_request("secret", result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind.as_str()));
-        let secret = result?;
+        let secret = self.azure.certificate_secret(id, &pk.vault_url, &pk.certificate, version).await?;
         let material =
             decode_secret(&secret.value, ContentType::from_key_vault(secret.content_type.as_deref(), &secret.value))
                 .map_err(|e| SyncError {
