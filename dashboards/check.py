@@ -17,7 +17,8 @@ Prometheus comes from one of:
   --scrape HOST:PORT      start a temporary Prometheus (from PATH, or --prometheus-bin) that scrapes
                           routewarden's /metrics there (repeatable: one per replica);
   --sample FILE           serve FILE (OpenMetrics text) on 127.0.0.1 and scrape it (repeatable: the
-                          first file is pod routewarden-0, the next routewarden-1, ...).
+                          first file is pod routewarden-0, the next routewarden-1, ...); counters and
+                          histograms are multiplied by the number of scrapes so far, so rates move.
 
 Only the Python standard library is used.
 """
@@ -173,7 +174,35 @@ def check_variable(prom, v):
     return ("OK", f"{len(values)} values") if values else ("EMPTY", f"no {label} on {selector}")
 
 
-def check_dashboards(prom, directory, allow_empty):
+def describe(data, limit=3):
+    """A short rendering of a query result: up to `limit` series with their values."""
+    if data["resultType"] not in ("vector", "matrix"):
+        return str(data["result"])
+    parts = []
+    for r in data["result"][:limit]:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(r["metric"].items()) if k not in ("job", "instance"))
+        value = r["value"][1] if "value" in r else f"{len(r['values'])} points"
+        parts.append(f"{{{labels}}} {value}")
+    more = len(data["result"]) - limit
+    return "; ".join(parts) + (f"; ... {more} more" if more > 0 else "")
+
+
+def check_annotations(prom, name, d):
+    """Annotation queries must parse; they may well be empty (no event in the window)."""
+    lines = []
+    for a in d.get("annotations", {}).get("list", []):
+        if not a.get("expr"):
+            continue
+        what = f"annotation {a.get('name')}"
+        if a.get("datasource") != DATASOURCE_REF:
+            lines.append((name, what, "ERROR", "datasource is not ${datasource}"))
+            continue
+        _, err = prom.query(substitute(a["expr"]))
+        lines.append((name, what, "ERROR" if err else "OK", err or "parses (may be empty)"))
+    return lines
+
+
+def check_dashboards(prom, directory, allow_empty, verbose=False):
     files = sorted(f for f in os.listdir(directory) if f.endswith(".json"))
     if not files:
         print(f"no dashboards in {directory}", file=sys.stderr)
@@ -184,6 +213,7 @@ def check_dashboards(prom, directory, allow_empty):
             d = json.load(fh)
         for name, what, problem in check_structure(f, d):
             lines.append((name, what, "ERROR", problem))
+        lines.extend(check_annotations(prom, f, d))
         for v in d.get("templating", {}).get("list", []):
             if v.get("type") == "query":
                 status, detail = check_variable(prom, v)
@@ -198,7 +228,10 @@ def check_dashboards(prom, directory, allow_empty):
                 continue
             status, details = "OK", []
             for t in p["targets"]:
-                data, err = prom.query(substitute(t["expr"]))
+                expr = substitute(t["expr"])
+                data, err = prom.query(expr)
+                if verbose:
+                    print(f"  {f} / {title} / {t['refId']}: {expr}\n    -> {err or describe(data)}")
                 if err:
                     status = "ERROR"
                     details.append(f"{t['refId']}: {err}")
@@ -222,22 +255,44 @@ def free_port():
         return s.getsockname()[1]
 
 
+COUNTER_SAMPLE = re.compile(r"^(\w+(?:_total|_count|_sum|_bucket))((?:\{[^}]*\})?) (\S+)(.*)$")
+
+
+def advance(text, n):
+    """The sample as of scrape `n`: every counter and histogram sample multiplied by n.
+
+    A static file would make every rate 0 and every quantile NaN; scaling keeps counters monotonic
+    and histograms consistent (all buckets grow alike), so rates, ratios and quantiles get real values.
+    """
+    out = []
+    for line in text.splitlines():
+        m = COUNTER_SAMPLE.match(line)
+        if m and not line.startswith("#"):
+            name, labels, value, rest = m.groups()
+            line = f"{name}{labels} {float(value) * n:g}{rest}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def serve_samples(files):
-    """One HTTP server per sample file, answering /metrics with it as OpenMetrics."""
+    """One HTTP server per sample file, answering /metrics with it as OpenMetrics, advanced per scrape."""
     servers = []
     for path in files:
-        with open(path, "rb") as fh:
-            body = fh.read()
+        with open(path) as fh:
+            text = fh.read()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            payload = body
+            sample = text
+            scrapes = 0
 
             def do_GET(self):
+                Handler.scrapes += 1
+                body = advance(self.sample, Handler.scrapes).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", OPENMETRICS)
-                self.send_header("Content-Length", str(len(self.payload)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(self.payload)
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
@@ -309,11 +364,12 @@ def main():
     ap.add_argument("--prometheus-bin", default=shutil.which("prometheus") or "prometheus")
     ap.add_argument("--wait", type=float, default=60, help="seconds to wait for the first scrapes")
     ap.add_argument("--allow-empty", action="store_true", help="EMPTY results do not fail the check")
+    ap.add_argument("--verbose", "-v", action="store_true", help="print every query and its first results")
     ap.add_argument("--keep", action="store_true", help="print the temporary Prometheus URL and keep it until Enter")
     args = ap.parse_args()
 
     if args.prometheus:
-        return check_dashboards(Prometheus(args.prometheus), args.dashboards, args.allow_empty)
+        return check_dashboards(Prometheus(args.prometheus), args.dashboards, args.allow_empty, args.verbose)
 
     servers = []
     if args.sample:
@@ -331,7 +387,7 @@ def main():
                     sys.stderr.write(fh.read()[-4000:])
                 print(f"error: {err}", file=sys.stderr)
                 return 2
-            code = check_dashboards(prom, args.dashboards, args.allow_empty)
+            code = check_dashboards(prom, args.dashboards, args.allow_empty, args.verbose)
             if args.keep:
                 input(f"Prometheus at {url}; press Enter to stop it. ")
             return code
