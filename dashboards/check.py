@@ -20,6 +20,9 @@ Prometheus comes from one of:
                           first file is pod routewarden-0, the next routewarden-1, ...); counters and
                           histograms are multiplied by the number of scrapes so far, so rates move.
 
+With --scrape or --sample, --rules FILE also loads a rule file (deploy/components/monitoring/rules.yaml)
+into that Prometheus and reports every rule's evaluation, with the alerts active on the data.
+
 Only the Python standard library is used.
 """
 
@@ -303,8 +306,9 @@ def serve_samples(files):
     return servers
 
 
-def start_prometheus(binary, targets, workdir):
-    """A throwaway Prometheus scraping `targets` every second as job routewarden, one pod each."""
+def start_prometheus(binary, targets, workdir, rules=None):
+    """A throwaway Prometheus scraping `targets` every second as job routewarden, one pod each,
+    evaluating `rules` (a rule file) if given."""
     static = []
     for i, target in enumerate(targets):
         hostport, _, path = target.partition("/")
@@ -318,7 +322,8 @@ def start_prometheus(binary, targets, workdir):
     with open(config, "w") as fh:
         fh.write(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
+            + (f"rule_files: ['{os.path.abspath(rules)}']\n" if rules else "")
+            + "scrape_configs:\n"
             "  - job_name: routewarden\n"
             "    honor_labels: true\n"
             f"    metrics_path: {metrics_path}\n"
@@ -354,6 +359,28 @@ def wait_for_scrapes(prom, targets, proc, timeout):
     return f"targets not scraped within {timeout}s"
 
 
+def check_rules(prom, rules):
+    """Every rule of the file loaded and evaluated without error (a PromQL error shows only at run time,
+    e.g. a many-to-many match); lists the alerts active on this data."""
+    data, err = prom.get("/api/v1/rules", {})
+    name = os.path.basename(rules)
+    if err:
+        return [(name, "(rules)", "ERROR", err)]
+    lines = []
+    for group in data["groups"]:
+        for r in group["rules"]:
+            what = f"{r.get('type', 'rule')} {r['name']}"
+            if r.get("health") != "ok":
+                lines.append((name, what, "ERROR", r.get("lastError") or f"health {r.get('health')}"))
+                continue
+            active = [", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "severity"))
+                      for a in r.get("alerts", [])]
+            lines.append((name, what, "OK", f"{r.get('state', 'evaluated')}" + (f": {'; '.join(active)}" if active else "")))
+    if not lines:
+        lines.append((name, "(rules)", "ERROR", "no rules loaded"))
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dashboards", help="directory of dashboard JSON files")
@@ -365,9 +392,13 @@ def main():
     ap.add_argument("--wait", type=float, default=60, help="seconds to wait for the first scrapes")
     ap.add_argument("--allow-empty", action="store_true", help="EMPTY results do not fail the check")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every query and its first results")
+    ap.add_argument("--rules", metavar="FILE", help="also load this rule file into the temporary Prometheus "
+                    "and report every rule's evaluation")
     ap.add_argument("--keep", action="store_true", help="print the temporary Prometheus URL and keep it until Enter")
     args = ap.parse_args()
 
+    if args.prometheus and args.rules:
+        ap.error("--rules needs --scrape or --sample (a Prometheus this check starts)")
     if args.prometheus:
         return check_dashboards(Prometheus(args.prometheus), args.dashboards, args.allow_empty, args.verbose)
 
@@ -378,7 +409,7 @@ def main():
     else:
         targets = args.scrape
     with tempfile.TemporaryDirectory(prefix="routewarden-dashboards-") as workdir:
-        proc, url = start_prometheus(args.prometheus_bin, targets, workdir)
+        proc, url = start_prometheus(args.prometheus_bin, targets, workdir, args.rules)
         try:
             prom = Prometheus(url)
             err = wait_for_scrapes(prom, len(targets), proc, args.wait)
@@ -388,6 +419,14 @@ def main():
                 print(f"error: {err}", file=sys.stderr)
                 return 2
             code = check_dashboards(prom, args.dashboards, args.allow_empty, args.verbose)
+            if args.rules:
+                time.sleep(2)  # at least one evaluation after the data arrived
+                lines = check_rules(prom, args.rules)
+                for f, what, status, detail in lines:
+                    print(f"{f:<16} {what:<58} {status:<5} {detail}")
+                errors = sum(1 for line in lines if line[2] != "OK")
+                print(f"{len(lines)} rules: {len(lines) - errors} evaluated, {errors} ERROR")
+                code = code or (1 if errors else 0)
             if args.keep:
                 input(f"Prometheus at {url}; press Enter to stop it. ")
             return code
