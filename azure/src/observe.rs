@@ -13,6 +13,7 @@ use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Method, Request};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// The Azure service a call went to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -136,14 +137,29 @@ impl Policy for ObservePolicy {
     async fn send(&self, ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
         let (service, operation) = self.classify(&request.method(), request.url());
         let method = request.method();
+        // No URL or headers in the span: a Key Vault secret's name is enough to identify it and
+        // the Authorization header is a credential.
+        let span = tracing::info_span!(
+            "azure request",
+            otel.name = format!("{} {operation}", service.as_str()),
+            otel.kind = "client",
+            service = service.as_str(),
+            operation,
+            http.request.method = %method,
+            http.response.status_code = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
         let started = Instant::now();
         let result = match next.split_first() {
-            Some((policy, rest)) => policy.send(ctx, request, rest).await,
+            Some((policy, rest)) => policy.send(ctx, request, rest).instrument(span.clone()).await,
             None => Err(azure_core::Error::with_message(
                 azure_core::error::ErrorKind::Other,
                 "the pipeline ends without a transport",
             )),
         };
+        if let Ok(response) = &result {
+            span.record("http.response.status_code", u16::from(response.status()));
+        }
         let duration = started.elapsed();
         let call = match &result {
             Ok(response) => {
@@ -169,7 +185,9 @@ impl Policy for ObservePolicy {
                 Call { service, operation, outcome: kind.as_str(), duration, retry_after: None, remaining: None }
             }
         };
-        self.observer.call(&call);
+        span.record("outcome", call.outcome);
+        // Inside the span, so the observer's latency exemplar carries this trace.
+        span.in_scope(|| self.observer.call(&call));
         result
     }
 }

@@ -174,6 +174,13 @@ pub fn current_trace_id() -> Option<String> {
     sampled(&current_context()).map(|sc| sc.trace_id().to_string())
 }
 
+/// Runs `f` — journal reads and commits, which block — on a blocking thread inside a
+/// `journal.commit` span that continues the current trace (commit latencies get its exemplar).
+pub async fn journal<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, tokio::task::JoinError> {
+    let span = tracing::info_span!("journal.commit");
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await
+}
+
 /// Most trace contexts a [`Triggers`] keeps between two planner passes; older ones are dropped
 /// (their events are still planned, their traces just end at the watch).
 const MAX_TRIGGERS: usize = 64;

@@ -1,5 +1,7 @@
 //! Running the controllers' watches. Every watch wakes its controller on each event, backs off and
-//! re-lists on errors (the cache keeps serving its last state meanwhile), and ends on `stop`.
+//! re-lists on errors (the cache keeps serving its last state meanwhile; each failure counts in
+//! `routewarden_watch_restarts_total`), and ends on `stop`. A change (an object applied or
+//! deleted, a re-list finished) gets a span that the next planner pass continues ([`Changed`]).
 //!
 //! A watch of a kind the API server does not serve (the Gateway API or the Secrets Store CSI CRDs
 //! not installed) would fail its list forever, and a controller waiting for its caches to fill
@@ -14,17 +16,53 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
+/// What a controller's watches report to: the planner's wake-up, the spans of the events that
+/// woke it, and the metrics.
+#[derive(Clone, Debug)]
+pub struct Changed {
+    notify: Arc<Notify>,
+    triggers: Arc<crate::telemetry::Triggers>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Changed {
+    pub fn new(metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Changed { notify: Arc::new(Notify::new()), triggers: Arc::default(), metrics }
+    }
+
+    /// Wakes the planner (as a watch event does).
+    pub fn notify_one(&self) {
+        self.notify.notify_one();
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// The Notify itself, for code that wakes the planner without a watch event.
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
+    /// Makes `span` (a planner pass) continue the traces of the events since the last pass.
+    pub fn adopt(&self, span: &tracing::Span) {
+        self.triggers.adopt(span);
+    }
+}
+
 /// How often an API that is not served is looked for again.
 const RECHECK: Duration = Duration::from_secs(60);
 
 /// Drives `stream` (a reflector over a watcher), notifying `changed` after every event.
-pub fn spawn<K, S>(what: &'static str, stream: S, changed: &Arc<Notify>, stop: &watch::Receiver<bool>)
+pub fn spawn<K, S>(what: &'static str, stream: S, changed: &Changed, stop: &watch::Receiver<bool>)
 where
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    K: Send + 'static,
+    K: kube::Resource + Send + 'static,
 {
     let changed = changed.clone();
     let mut stop = stop.clone();
+    let restarts =
+        changed.metrics.watch_restarts.get_or_create(&crate::metrics::ResourceLabels { resource: what.into() }).clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream.default_backoff());
         loop {
@@ -33,8 +71,31 @@ where
                 _ = stop.changed() => return,
             };
             match event {
-                Some(Ok(_)) => changed.notify_one(),
-                Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
+                Some(Ok(event)) => {
+                    let change = match &event {
+                        watcher::Event::Apply(o) => Some(("apply", o.meta().namespace.clone(), o.meta().name.clone())),
+                        watcher::Event::Delete(o) => {
+                            Some(("delete", o.meta().namespace.clone(), o.meta().name.clone()))
+                        }
+                        watcher::Event::InitDone => Some(("listed", None, None)),
+                        watcher::Event::Init | watcher::Event::InitApply(_) => None,
+                    };
+                    if let Some((kind, namespace, name)) = change {
+                        let span = tracing::info_span!(
+                            "watch event",
+                            resource = what,
+                            event = kind,
+                            namespace = namespace.as_deref().unwrap_or(""),
+                            name = name.as_deref().unwrap_or("")
+                        );
+                        span.in_scope(|| changed.triggers.record());
+                    }
+                    changed.notify_one();
+                }
+                Some(Err(e)) => {
+                    restarts.inc();
+                    tracing::warn!(watch = what, error = %e, "watch failed; retrying");
+                }
                 None => return,
             }
         }
@@ -62,7 +123,7 @@ pub fn spawn_when_served<K, S>(
     plural: &'static str,
     mut writer: Writer<K>,
     stream: impl FnOnce(Writer<K>) -> S + Send + 'static,
-    changed: &Arc<Notify>,
+    changed: &Changed,
     stop: &watch::Receiver<bool>,
     available: Option<Arc<AtomicBool>>,
 ) where

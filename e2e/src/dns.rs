@@ -199,3 +199,50 @@ pub fn writes(env: &Env) -> u64 {
     let calls = env.azure.calls();
     calls.total("arm", "RecordSets_CreateOrUpdate") + calls.total("arm", "RecordSets_Delete")
 }
+
+/// A Gateway of the managed class with one plain-HTTP listener (no certificate involved),
+/// with or without a listener hostname, taking routes from its own namespace.
+pub fn http_gateway(ns: &str, name: &str, hostname: Option<&str>) -> String {
+    let hostname = hostname.map(|h| format!("    hostname: {h}\n")).unwrap_or_default();
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  gatewayClassName: approuting-istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+{hostname}    allowedRoutes:
+      namespaces:
+        from: Same
+"#
+    )
+}
+
+/// An HTTPRoute on `gateway` with `hostnames`, optionally with the external-dns TTL annotation.
+pub fn route(ns: &str, name: &str, gateway: &str, hostnames: &[&str], ttl: Option<u32>) -> String {
+    let hostnames: Vec<String> = hostnames.iter().map(|h| format!("\"{h}\"")).collect();
+    let annotations =
+        ttl.map(|t| format!("  annotations:\n    external-dns.alpha.kubernetes.io/ttl: \"{t}\"\n")).unwrap_or_default();
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  namespace: {ns}
+{annotations}spec:
+  parentRefs:
+  - name: {gateway}
+  hostnames: [{hostnames}]
+  rules:
+  - backendRefs:
+    - name: httpbin
+      port: 8000
+"#,
+        hostnames = hostnames.join(", ")
+    )
+}

@@ -64,6 +64,53 @@ impl Daemon {
     }
 }
 
+/// A daemon on its own runtime, as a separate pod would be.
+#[derive(Debug)]
+pub struct Replica {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    pub admin: String,
+    pub metrics: String,
+}
+
+impl Replica {
+    /// SIGKILL, in effect: the runtime and every task on it are dropped at once.
+    pub fn kill(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    /// SIGTERM, in effect: a graceful stop (the Lease is released, the journal closed).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await?.map_err(anyhow::Error::msg)?;
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+        Ok(())
+    }
+
+    /// One sample of this replica's `/metrics` (the first series whose line starts with `name`).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.metrics)).await.ok()?.text().await.ok()?;
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Kubernetes, Azure and (usually) the daemon.
 pub struct Env {
     pub kube: KubeServer,
@@ -115,12 +162,17 @@ impl Env {
 
     /// The `routewarden run` command line for this environment.
     pub fn daemon_args(&self) -> Vec<String> {
+        self.daemon_args_for(&self.journal_dir())
+    }
+
+    /// [`Env::daemon_args`] with its own journal: another replica of the same deployment.
+    pub fn daemon_args_for(&self, journal_dir: &std::path::Path) -> Vec<String> {
         let d = self.dir.path();
         let mut args: Vec<String> = vec![
             "routewarden".into(),
             "run".into(),
             "--journal-dir".into(),
-            self.journal_dir().display().to_string(),
+            journal_dir.display().to_string(),
             "--admin-addr".into(),
             "127.0.0.1:0".into(),
             "--metrics-addr".into(),
@@ -169,6 +221,38 @@ impl Env {
             metrics: format!("http://{}", ready.metrics_addr),
         });
         Ok(())
+    }
+
+    /// Starts a replica on its own runtime with its own journal in `journal_dir` and `extra`
+    /// flags, and waits until its endpoints listen. [`Replica::kill`] ends it as SIGKILL would:
+    /// every task stops where it is, nothing is released or flushed.
+    pub async fn start_replica(&self, journal_dir: &std::path::Path, extra: &[&str]) -> anyhow::Result<Replica> {
+        let mut args = self.daemon_args_for(journal_dir);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let cli = routewarden::cli::Cli::try_parse_from(args)?;
+        let routewarden::cli::Command::Run(args) = cli.command else { bail!("not a run command") };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready, is_ready) = oneshot::channel();
+        let task = runtime.spawn(async move {
+            routewarden::daemon::run_reporting(
+                args,
+                async move {
+                    let _ = stopped.await;
+                },
+                Some(ready),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        });
+        let ready = is_ready.await.context("the replica stopped before it was ready")?;
+        Ok(Replica {
+            runtime: Some(runtime),
+            stop: Some(stop),
+            task: Some(task),
+            admin: format!("http://{}", ready.admin_addr),
+            metrics: format!("http://{}", ready.metrics_addr),
+        })
     }
 
     pub async fn stop_daemon(&mut self) -> anyhow::Result<()> {

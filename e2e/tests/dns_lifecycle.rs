@@ -7,8 +7,8 @@
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use routewarden_e2e::dns::{
-    self, a_record, a_records, gateway_addresses, gateway_without_addresses, private_zone_id, ready_of, ready_when,
-    ready_within, synced_with, wait_for_a, wait_for_no_a, writes, zone_id,
+    self, a_record, a_records, gateway_addresses, gateway_without_addresses, http_gateway, private_zone_id, ready_of,
+    ready_when, ready_within, route, synced_with, wait_for_a, wait_for_no_a, writes, zone_id,
 };
 use routewarden_e2e::*;
 use routewarden_sandbox::demo::{GATEWAYS_YAML as GATEWAYS, NAMESPACES_YAML as NAMESPACES};
@@ -18,53 +18,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const CLUSTER_DNS: &str = "clusterexternaldnses";
-
-/// A Gateway of the managed class with one plain-HTTP listener (no certificate involved),
-/// with or without a listener hostname, taking routes from its own namespace.
-fn http_gateway(ns: &str, name: &str, hostname: Option<&str>) -> String {
-    let hostname = hostname.map(|h| format!("    hostname: {h}\n")).unwrap_or_default();
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: {name}
-  namespace: {ns}
-spec:
-  gatewayClassName: approuting-istio
-  listeners:
-  - name: http
-    port: 80
-    protocol: HTTP
-{hostname}    allowedRoutes:
-      namespaces:
-        from: Same
-"#
-    )
-}
-
-/// An HTTPRoute on `gateway` with `hostnames`, optionally with the external-dns TTL annotation.
-fn route(ns: &str, name: &str, gateway: &str, hostnames: &[&str], ttl: Option<u32>) -> String {
-    let hostnames: Vec<String> = hostnames.iter().map(|h| format!("\"{h}\"")).collect();
-    let annotations =
-        ttl.map(|t| format!("  annotations:\n    external-dns.alpha.kubernetes.io/ttl: \"{t}\"\n")).unwrap_or_default();
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: {ns}
-{annotations}spec:
-  parentRefs:
-  - name: {gateway}
-  hostnames: [{hostnames}]
-  rules:
-  - backendRefs:
-    - name: httpbin
-      port: 8000
-"#,
-        hostnames = hostnames.join(", ")
-    )
-}
 
 fn http_routes(env: &Env, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");

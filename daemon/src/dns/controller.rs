@@ -23,7 +23,8 @@ use routewarden_store::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Events arriving together (a `kubectl apply -f` of many objects) settle into one pass.
 const DEBOUNCE: Duration = Duration::from_millis(5);
@@ -190,7 +191,7 @@ pub fn owners(resources: &[DnsObject]) -> BTreeMap<String, Owner> {
         .collect()
 }
 
-pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(w: Arc<Workers>, changed: crate::watches::Changed, mut stop: watch::Receiver<bool>) {
     tokio::select! {
         _ = w.caches.ready() => {}
         _ = stop.changed() => return,
@@ -208,73 +209,83 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
     let mut last_inputs: Option<Inputs> = None;
     let mut last_full = Instant::now();
     loop {
+        let span = tracing::info_span!("dns.plan");
+        changed.adopt(&span);
         let started = Instant::now();
-        let resources = w.caches.dns_resources();
-        // A resource being deleted plans nothing; its config stays known so its records can be
-        // deleted with its identity.
-        let configs: Vec<_> = resources.iter().filter_map(|r| r.config.as_ref().ok()).collect();
-        let planned_resources: Vec<_> =
-            resources.iter().filter(|r| !r.deleting()).filter_map(|r| r.config.as_ref().ok()).collect();
-        let planned = plan(
-            &planned_resources.iter().map(|c| c.resource.clone()).collect::<Vec<_>>(),
-            &w.caches.snapshot(),
-            &config,
-        );
-        let owners = owners(&resources);
-        let wanted = planned.wanted.clone();
-        let journal = w.journal.clone();
-        let records = planned.records.clone();
-        let policy = w.settings.policy;
-        // The same plan as last time needs no journal pass: what it queued then is queued, and
-        // workers and the verifier keep their own items current. A full pass every few minutes
-        // anyway is the safety net.
-        let inputs = (records.clone(), owners.clone(), wanted.clone());
-        let same = last_inputs.as_ref() == Some(&inputs) && last_full.elapsed() < FULL_PASS;
-        let result = if same {
-            Ok(Ok(Changes::default()))
-        } else {
-            last_inputs = Some(inputs);
-            last_full = Instant::now();
-            tokio::task::spawn_blocking(move || reconcile(&journal, &records, &owners, &wanted, policy, Time::now()))
-                .await
-        };
-        match result {
-            Ok(Ok(changes)) if !changes.is_empty() => {
-                tracing::info!(
-                    applies = changes.applies.len(),
-                    deletes = changes.deletes.len(),
-                    retained = changes.retained.len(),
-                    "DNS work queued"
-                );
-                w.wake.notify_waiters();
+        async {
+            let resources = w.caches.dns_resources();
+            // A resource being deleted plans nothing; its config stays known so its records can be
+            // deleted with its identity.
+            let configs: Vec<_> = resources.iter().filter_map(|r| r.config.as_ref().ok()).collect();
+            let planned_resources: Vec<_> =
+                resources.iter().filter(|r| !r.deleting()).filter_map(|r| r.config.as_ref().ok()).collect();
+            let planned = plan(
+                &planned_resources.iter().map(|c| c.resource.clone()).collect::<Vec<_>>(),
+                &w.caches.snapshot(),
+                &config,
+            );
+            let owners = owners(&resources);
+            let wanted = planned.wanted.clone();
+            let journal = w.journal.clone();
+            let records = planned.records.clone();
+            let policy = w.settings.policy;
+            // The same plan as last time needs no journal pass: what it queued then is queued, and
+            // workers and the verifier keep their own items current. A full pass every few minutes
+            // anyway is the safety net.
+            let inputs = (records.clone(), owners.clone(), wanted.clone());
+            let same = last_inputs.as_ref() == Some(&inputs) && last_full.elapsed() < FULL_PASS;
+            let result = if same {
+                Ok(Ok(Changes::default()))
+            } else {
+                last_inputs = Some(inputs);
+                last_full = Instant::now();
+                crate::telemetry::journal(move || reconcile(&journal, &records, &owners, &wanted, policy, Time::now()))
+                    .await
+            };
+            match result {
+                Ok(Ok(changes)) if !changes.is_empty() => {
+                    for key in changes.applies.iter().chain(&changes.deletes) {
+                        crate::telemetry::parents().remember(super::KIND_APPLY, &key.to_string());
+                    }
+                    tracing::info!(
+                        applies = changes.applies.len(),
+                        deletes = changes.deletes.len(),
+                        retained = changes.retained.len(),
+                        "DNS work queued"
+                    );
+                    w.wake.notify_waiters();
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "failed to queue DNS work"),
+                Err(e) => tracing::error!(error = %e, "DNS queue task failed"),
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "failed to queue DNS work"),
-            Err(e) => tracing::error!(error = %e, "DNS queue task failed"),
+            let now_usable: BTreeSet<String> = configs
+                .iter()
+                .filter(|c| super::identity_key(c, &w.caches, w.settings.default_tenant.as_deref()).is_ok())
+                .map(|c| c.resource.identity())
+                .collect();
+            let recovered: Vec<String> = without_identity.iter().filter(|i| now_usable.contains(*i)).cloned().collect();
+            without_identity =
+                configs.iter().map(|c| c.resource.identity()).filter(|i| !now_usable.contains(i)).collect();
+            if !recovered.is_empty() {
+                retry_waiting_for_identity(&w, recovered).await;
+            }
+            {
+                let mut shared = lock(&w.shared);
+                shared.configs = configs.iter().map(|c| (c.resource.identity(), (*c).clone())).collect();
+                shared.failures.retain(|k, _| planned.records.contains_key(k));
+                shared.plan = planned;
+                shared.planned = true;
+            }
+            // Finalizers are writes: the leader's.
+            if w.leadership.is_leader() {
+                super::finalizer::sync(&w, &resources).await;
+            }
+            w.reported.notify_one();
+            w.verify.notify_one();
         }
-        let now_usable: BTreeSet<String> = configs
-            .iter()
-            .filter(|c| super::identity_key(c, &w.caches, w.settings.default_tenant.as_deref()).is_ok())
-            .map(|c| c.resource.identity())
-            .collect();
-        let recovered: Vec<String> = without_identity.iter().filter(|i| now_usable.contains(*i)).cloned().collect();
-        without_identity = configs.iter().map(|c| c.resource.identity()).filter(|i| !now_usable.contains(i)).collect();
-        if !recovered.is_empty() {
-            retry_waiting_for_identity(&w, recovered).await;
-        }
-        {
-            let mut shared = lock(&w.shared);
-            shared.configs = configs.iter().map(|c| (c.resource.identity(), (*c).clone())).collect();
-            shared.failures.retain(|k, _| planned.records.contains_key(k));
-            shared.plan = planned;
-            shared.planned = true;
-        }
-        // Finalizers are writes: the leader's.
-        if w.leadership.is_leader() {
-            super::finalizer::sync(&w, &resources).await;
-        }
-        w.reported.notify_one();
-        w.verify.notify_one();
+        .instrument(span)
+        .await;
         let took = started.elapsed();
         tracing::debug!(elapsed = ?took, "DNS plan pass");
         tokio::select! {

@@ -214,7 +214,7 @@ pub fn start(
     use crate::leader::while_leader;
     let crate::Context { client, journal, azure, metrics, leadership, health } = ctx.clone();
     let leadership = &leadership;
-    let changed = Arc::new(tokio::sync::Notify::new());
+    let changed = crate::watches::Changed::new(metrics.clone());
     let caches = sources::start(client.clone(), changed.clone(), stop.clone());
     let cluster_id = journal.cluster_id().ok().flatten().unwrap_or_default();
     let n = settings.workers.max(1);
@@ -231,7 +231,7 @@ pub fn start(
         wake: Arc::new(tokio::sync::Notify::new()),
         reported: Arc::new(tokio::sync::Notify::new()),
         verify: Arc::new(tokio::sync::Notify::new()),
-        replan: changed.clone(),
+        replan: changed.notifier(),
         metrics,
         leadership: leadership.clone(),
         reconciled: Arc::default(),

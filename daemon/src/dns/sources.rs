@@ -18,7 +18,6 @@ use routewarden_planner::dns::{
 use routewarden_planner::selector::{LabelSelector, Labels, Operator, Requirement};
 use serde_json::Value;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 pub fn route_resource(kind: RouteKind) -> ApiResource {
     let plural = match kind {
@@ -147,7 +146,11 @@ impl DnsObject {
 /// Starts the watches; `changed` is notified after every event. Kinds a cluster may not have
 /// (the Gateway API, routewarden's CRDs) are watched once they are served, so a cluster that
 /// publishes only Ingresses still gets its records.
-pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watch::Receiver<bool>) -> Caches {
+pub fn start(
+    client: kube::Client,
+    changed: crate::watches::Changed,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Caches {
     use crate::watches::{spawn, spawn_when_served};
     let all = watcher::Config::default;
     let optional = |what: &'static str, api_version: &'static str, resource: ApiResource| {

@@ -391,6 +391,7 @@ fn is_problem(c: &Condition) -> bool {
     }
 }
 
+#[tracing::instrument(level = "info", name = "kubernetes patch DNS resource status", skip_all)]
 async fn publish(w: &Workers, events: &Events, pass: &Pass, resource: &DnsObject) -> Result<(), kube::Error> {
     let (namespace, name) = match resource.identity.split('/').collect::<Vec<_>>().as_slice() {
         ["clusterexternaldns", name] => (None, (*name).to_owned()),

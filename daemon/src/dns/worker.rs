@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 
 /// How long a claimed item is ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(120);
@@ -187,68 +188,72 @@ impl Workers {
                 continue;
             };
             let (item, lease) = (claimed.item, claimed.lease);
-            let result = match (item.kind.as_str(), parse_key(&item.key)) {
-                (KIND_APPLY, Some(key)) => self.apply(&key).await,
-                // Not ours to understand: done, so it does not spin.
-                _ => Ok(Outcome::Done),
-            };
-            if let Some(key) = parse_key(&item.key) {
-                match &result {
-                    Ok(Outcome::Deferred(_)) => {
-                        let zone = Zone::parse(&key.zone).ok();
-                        self.metrics
-                            .dns_rate_limit_deferrals
-                            .get_or_create(&zone_labels(zone.as_ref(), &key.zone))
-                            .inc();
+            let span = tracing::info_span!("dns.work", record = %item.key, attempt = item.attempts + 1);
+            crate::telemetry::parents().adopt(&item.kind, &item.key, &span);
+            self.work(item, lease).instrument(span).await;
+        }
+    }
+
+    /// Runs one claimed item and records its outcome in the journal.
+    async fn work(&self, item: routewarden_store::WorkItem, lease: routewarden_store::Lease) {
+        let result = match (item.kind.as_str(), parse_key(&item.key)) {
+            (KIND_APPLY, Some(key)) => self.apply(&key).await,
+            // Not ours to understand: done, so it does not spin.
+            _ => Ok(Outcome::Done),
+        };
+        if let Some(key) = parse_key(&item.key) {
+            match &result {
+                Ok(Outcome::Deferred(_)) => {
+                    let zone = Zone::parse(&key.zone).ok();
+                    self.metrics.dns_rate_limit_deferrals.get_or_create(&zone_labels(zone.as_ref(), &key.zone)).inc();
+                }
+                Ok(Outcome::Done) => self.note(&key, None),
+                Err(e) => {
+                    self.metrics
+                        .dns_sync_errors
+                        .get_or_create(&crate::metrics::ReasonLabels { reason: e.reason.to_owned() })
+                        .inc();
+                    if e.retryable {
+                        tracing::info!(record = %key, reason = e.reason, error = %e.message, attempt = item.attempts + 1, "record-set write failed; retrying");
+                    } else {
+                        tracing::warn!(record = %key, reason = e.reason, error = %e.message, "record-set write failed");
                     }
-                    Ok(Outcome::Done) => self.note(&key, None),
-                    Err(e) => {
-                        self.metrics
-                            .dns_sync_errors
-                            .get_or_create(&crate::metrics::ReasonLabels { reason: e.reason.to_owned() })
-                            .inc();
-                        if e.retryable {
-                            tracing::info!(record = %key, reason = e.reason, error = %e.message, attempt = item.attempts + 1, "record-set write failed; retrying");
-                        } else {
-                            tracing::warn!(record = %key, reason = e.reason, error = %e.message, "record-set write failed");
-                        }
-                        if e.reason == reason::THROTTLED {
-                            self.limits.hold_zone(&key.zone, e.retry_after.unwrap_or(THROTTLED_WAIT));
-                        }
-                        self.note(&key, Some(e));
+                    if e.reason == reason::THROTTLED {
+                        self.limits.hold_zone(&key.zone, e.retry_after.unwrap_or(THROTTLED_WAIT));
                     }
+                    self.note(&key, Some(e));
                 }
             }
-            let journal = self.journal.clone();
-            let backoff = self.settings.backoff;
-            let attempts = item.attempts + 1;
-            let subject = item.key.clone();
-            let finished = tokio::task::spawn_blocking(move || {
-                let now = Time::now();
-                journal.commit(|tx| match &result {
-                    Ok(Outcome::Done) => tx.complete(lease, now).map(|_| ()),
-                    Ok(Outcome::Deferred(wait)) => tx.defer(lease, now.plus(*wait), now),
-                    // Azure's 429 says when to come back: that is waiting for capacity, not a
-                    // failed attempt, so it never backs off past Retry-After or parks the item.
-                    Err(e) if e.reason == reason::THROTTLED => {
-                        tx.defer(lease, now.plus(e.retry_after.unwrap_or(THROTTLED_WAIT)), now)
-                    }
-                    Err(e) if e.conflict => {
-                        tx.append_event(NewEvent::new(now, "dns.conflict", subject.clone(), e.message.clone()))?;
-                        tx.park(lease, &format!("{}: {}", e.reason, e.message), now)
-                    }
-                    Err(e) => {
-                        let at = now.plus(backoff.delay(e.retryable, e.retry_after, attempts));
-                        tx.retry(lease, at, &format!("{}: {}", e.reason, e.message), now).map(|_| ())
-                    }
-                })
+        }
+        let journal = self.journal.clone();
+        let backoff = self.settings.backoff;
+        let attempts = item.attempts + 1;
+        let subject = item.key.clone();
+        let finished = crate::telemetry::journal(move || {
+            let now = Time::now();
+            journal.commit(|tx| match &result {
+                Ok(Outcome::Done) => tx.complete(lease, now).map(|_| ()),
+                Ok(Outcome::Deferred(wait)) => tx.defer(lease, now.plus(*wait), now),
+                // Azure's 429 says when to come back: that is waiting for capacity, not a
+                // failed attempt, so it never backs off past Retry-After or parks the item.
+                Err(e) if e.reason == reason::THROTTLED => {
+                    tx.defer(lease, now.plus(e.retry_after.unwrap_or(THROTTLED_WAIT)), now)
+                }
+                Err(e) if e.conflict => {
+                    tx.append_event(NewEvent::new(now, "dns.conflict", subject.clone(), e.message.clone()))?;
+                    tx.park(lease, &format!("{}: {}", e.reason, e.message), now)
+                }
+                Err(e) => {
+                    let at = now.plus(backoff.delay(e.retryable, e.retry_after, attempts));
+                    tx.retry(lease, at, &format!("{}: {}", e.reason, e.message), now).map(|_| ())
+                }
             })
-            .await;
-            match finished {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(key = %item.key, error = %e, "failed to record a DNS item's result"),
-                Err(e) => tracing::error!(error = %e, "record task failed"),
-            }
+        })
+        .await;
+        match finished {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(key = %item.key, error = %e, "failed to record a DNS item's result"),
+            Err(e) => tracing::error!(error = %e, "record task failed"),
         }
     }
 
@@ -511,7 +516,7 @@ impl Workers {
     ) -> Result<(), ApplyError> {
         let journal = self.journal.clone();
         let key = key.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::telemetry::journal(move || {
             let now = Time::now();
             journal.commit(|tx| {
                 match &applied {

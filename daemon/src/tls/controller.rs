@@ -12,7 +12,8 @@ use routewarden_store::{CertBindingKey, Enqueued, ItemState, Time};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Events arriving together (a `kubectl apply -f` of many objects) settle into one pass.
 const DEBOUNCE: Duration = Duration::from_millis(5);
@@ -36,7 +37,7 @@ pub enum Work {
     Remove { key: CertBindingKey, name: String },
 }
 
-pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(w: Arc<Workers>, changed: crate::watches::Changed, mut stop: watch::Receiver<bool>) {
     tokio::select! {
         _ = w.kube.caches.ready() => {}
         _ = stop.changed() => return,
@@ -45,28 +46,10 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
     let mut enqueued: HashMap<CertBindingKey, String> = HashMap::new();
     let mut warned: HashSet<(String, String)> = HashSet::new();
     loop {
+        let span = tracing::info_span!("tls.plan");
+        changed.adopt(&span);
         let started = Instant::now();
-        let gateways: Vec<_> = w.kube.caches.gateways.state().iter().filter_map(|g| planned_gateway(g)).collect();
-        let accounts: Vec<_> =
-            w.kube.caches.service_accounts.state().iter().filter_map(|a| planned_account(a)).collect();
-        let plan = plan(&gateways, &accounts, &w.settings.planner_config());
-        for warning in &plan.warnings {
-            if warned.insert(warning.clone()) {
-                tracing::warn!(gateway = %warning.0, "{}", warning.1);
-            }
-        }
-        let work = decide(&w, &plan, &mut enqueued);
-        refuse(&w, &plan);
-        {
-            let mut shared = lock(&w.shared);
-            shared.plan = plan;
-            shared.planned = true;
-        }
-        if !work.is_empty() {
-            queue(&w, work).await;
-            w.wake.notify_waiters();
-        }
-        w.reported.notify_one();
+        pass(&w, &mut enqueued, &mut warned).instrument(span).await;
         tracing::debug!(elapsed = ?started.elapsed(), "TLS plan pass");
         // Wait at least as long as the pass took: a burst of events (a thousand Gateways applied,
         // their statuses written) then costs one pass per interval instead of one per event, and
@@ -76,6 +59,37 @@ pub async fn run(w: Arc<Workers>, changed: Arc<Notify>, mut stop: watch::Receive
             _ = changed.notified() => tokio::time::sleep(settle).await,
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// One planner pass: plan from the caches, queue what changed, publish the plan.
+async fn pass(
+    w: &Arc<Workers>,
+    enqueued: &mut HashMap<CertBindingKey, String>,
+    warned: &mut HashSet<(String, String)>,
+) {
+    {
+        let gateways: Vec<_> = w.kube.caches.gateways.state().iter().filter_map(|g| planned_gateway(g)).collect();
+        let accounts: Vec<_> =
+            w.kube.caches.service_accounts.state().iter().filter_map(|a| planned_account(a)).collect();
+        let plan = plan(&gateways, &accounts, &w.settings.planner_config());
+        for warning in &plan.warnings {
+            if warned.insert(warning.clone()) {
+                tracing::warn!(gateway = %warning.0, "{}", warning.1);
+            }
+        }
+        let work = decide(w, &plan, enqueued);
+        refuse(w, &plan);
+        {
+            let mut shared = lock(&w.shared);
+            shared.plan = plan;
+            shared.planned = true;
+        }
+        if !work.is_empty() {
+            queue(w, work).await;
+            w.wake.notify_waiters();
+        }
+        w.reported.notify_one();
     }
 }
 
@@ -190,7 +204,14 @@ fn refuse(w: &Workers, plan: &TlsPlan) {
 /// Writes the decided work into the journal in one commit.
 async fn queue(w: &Workers, work: Vec<Work>) {
     let journal = w.journal.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    for item in &work {
+        let (kind, key) = match item {
+            Work::Sync { key, .. } => (KIND_SYNC, key),
+            Work::Remove { key, .. } => (KIND_REMOVE, key),
+        };
+        crate::telemetry::parents().remember(kind, &key.to_string());
+    }
+    let result = crate::telemetry::journal(move || {
         let now = Time::now();
         journal.commit(|tx| {
             for item in &work {

@@ -215,6 +215,7 @@ impl Kube {
     }
 
     /// Creates or updates the SecretProviderClass of a listener.
+    #[tracing::instrument(level = "info", name = "kubernetes apply SecretProviderClass", skip_all)]
     pub async fn apply_spc(
         &self,
         key: &CertBindingKey,
@@ -239,6 +240,7 @@ impl Kube {
     }
 
     /// Creates or updates the `kubernetes.io/tls` Secret of a listener.
+    #[tracing::instrument(level = "info", name = "kubernetes apply Secret", skip_all, fields(secret = %name))]
     pub async fn write_secret(
         &self,
         key: &CertBindingKey,
@@ -264,6 +266,7 @@ impl Kube {
 
     /// Points the listener's `tls.certificateRefs` at Secret `name` alone. Returns false when
     /// that is already so (no request is made).
+    #[tracing::instrument(level = "info", name = "kubernetes patch Gateway certificateRefs", skip_all, fields(listener = %key))]
     pub async fn set_certificate_ref(&self, key: &CertBindingKey, name: &str) -> Result<bool, KubeError> {
         let Some(gw) = self.caches.gateway(&key.namespace, &key.gateway) else { return Ok(false) };
         let Some(refs) = sources::certificate_refs(&gw, &key.listener) else { return Ok(false) };
@@ -282,6 +285,7 @@ impl Kube {
 
     /// Removes the references to Secret `name` from the listener's `tls.certificateRefs` (the
     /// field goes when nothing else is left). Nothing to do when the listener is gone.
+    #[tracing::instrument(level = "info", name = "kubernetes patch Gateway certificateRefs", skip_all, fields(listener = %key))]
     pub async fn remove_certificate_ref(&self, key: &CertBindingKey, name: &str) -> Result<bool, KubeError> {
         let Some(gw) = self.caches.gateway(&key.namespace, &key.gateway) else { return Ok(false) };
         let Some(refs) = sources::certificate_refs(&gw, &key.listener) else { return Ok(false) };
@@ -321,6 +325,7 @@ impl Kube {
 
     /// Deletes routewarden's Secret and SecretProviderClass `name` (only objects that carry
     /// routewarden's label and name `key`'s listener; gone already counts as done).
+    #[tracing::instrument(level = "info", name = "kubernetes delete", skip_all, fields(listener = %key))]
     pub async fn delete_owned(&self, key: &CertBindingKey, name: &str) -> Result<(), KubeError> {
         let secrets = Api::<Secret>::namespaced(self.client.clone(), &key.namespace);
         if let Some(meta) =
@@ -359,6 +364,7 @@ impl Kube {
 
     /// Applies routewarden's listener conditions of one Gateway — all of them in one apply, since
     /// an apply releases whatever the field manager applied before and left out now.
+    #[tracing::instrument(level = "info", name = "kubernetes patch Gateway status", skip_all)]
     pub async fn apply_conditions(
         &self,
         namespace: &str,

@@ -242,7 +242,7 @@ pub fn start(
     let crate::Context { client, journal, azure, metrics, leadership, health } = ctx.clone();
     let leadership = &leadership;
     use std::sync::Arc;
-    let changed = Arc::new(tokio::sync::Notify::new());
+    let changed = crate::watches::Changed::new(metrics.clone());
     let caches = sources::start(client.clone(), changed.clone(), stop.clone());
     let n = settings.workers;
     let workers = Arc::new(worker::Workers::new(

@@ -13,7 +13,6 @@ use routewarden_planner::tls::{ServiceAccount as PlannedAccount, TlsGateway, Tls
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use tokio::sync::Notify;
 
 pub fn gateway_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "Gateway"), "gateways")
@@ -67,7 +66,11 @@ impl Caches {
 }
 
 /// Starts the four watches; `changed` is notified after every event.
-pub fn start(client: kube::Client, changed: Arc<Notify>, stop: tokio::sync::watch::Receiver<bool>) -> Caches {
+pub fn start(
+    client: kube::Client,
+    changed: crate::watches::Changed,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Caches {
     use crate::watches::{spawn, spawn_when_served};
     let owned = watcher::Config::default().labels(labels::SELECTOR);
 

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 
 /// How long a claimed item is ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(120);
@@ -150,35 +151,43 @@ impl Workers {
             };
             let item = claimed.item;
             let lease = claimed.lease;
-            let started = Instant::now();
-            let result = match item.kind.as_str() {
-                KIND_SYNC => self.sync_item(&item.key).await,
-                KIND_REMOVE => self.remove_item(&item.key, &item.payload).await,
-                other => Err(SyncError::terminal(Reason::InvalidInput, format!("unknown work kind {other:?}"))),
-            };
-            tracing::debug!(kind = %item.kind, key = %item.key, elapsed = ?started.elapsed(), ok = result.is_ok(), "work item done");
-            let journal = self.journal.clone();
-            let settings = self.settings.clone();
-            let key = item.key.clone();
-            let attempts = item.attempts;
-            let finished = tokio::task::spawn_blocking(move || {
-                let now = Time::now();
-                journal.commit(|tx| match &result {
-                    Ok(()) => tx.complete(lease, now).map(|_| ()),
-                    // A rejected version stays rejected: wait for a new one (or a changed listener).
-                    Err(e) if e.reason == Reason::ValidationFailed => tx.complete(lease, now).map(|_| ()),
-                    Err(e) => {
-                        let at = now.plus(retry_delay(&settings, e, attempts));
-                        tx.retry(lease, at, &format!("{}: {}", e.reason.as_str(), e.message), now).map(|_| ())
-                    }
-                })
+            let span =
+                tracing::info_span!("tls.work", kind = %item.kind, listener = %item.key, attempt = item.attempts + 1);
+            crate::telemetry::parents().adopt(&item.kind, &item.key, &span);
+            self.work(item, lease).instrument(span).await;
+        }
+    }
+
+    /// Runs one claimed item and records its outcome in the journal.
+    async fn work(&self, item: routewarden_store::WorkItem, lease: routewarden_store::Lease) {
+        let started = Instant::now();
+        let result = match item.kind.as_str() {
+            KIND_SYNC => self.sync_item(&item.key).await,
+            KIND_REMOVE => self.remove_item(&item.key, &item.payload).await,
+            other => Err(SyncError::terminal(Reason::InvalidInput, format!("unknown work kind {other:?}"))),
+        };
+        tracing::debug!(kind = %item.kind, key = %item.key, elapsed = ?started.elapsed(), ok = result.is_ok(), "work item done");
+        let journal = self.journal.clone();
+        let settings = self.settings.clone();
+        let key = item.key.clone();
+        let attempts = item.attempts;
+        let finished = crate::telemetry::journal(move || {
+            let now = Time::now();
+            journal.commit(|tx| match &result {
+                Ok(()) => tx.complete(lease, now).map(|_| ()),
+                // A rejected version stays rejected: wait for a new one (or a changed listener).
+                Err(e) if e.reason == Reason::ValidationFailed => tx.complete(lease, now).map(|_| ()),
+                Err(e) => {
+                    let at = now.plus(retry_delay(&settings, e, attempts));
+                    tx.retry(lease, at, &format!("{}: {}", e.reason.as_str(), e.message), now).map(|_| ())
+                }
             })
-            .await;
-            match finished {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(key = %key, error = %e, "failed to record a work item's result"),
-                Err(e) => tracing::error!(error = %e, "record task failed"),
-            }
+        })
+        .await;
+        match finished {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(key = %key, error = %e, "failed to record a work item's result"),
+            Err(e) => tracing::error!(error = %e, "record task failed"),
         }
     }
 
