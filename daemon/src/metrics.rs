@@ -343,6 +343,36 @@ impl Metrics {
             m.ready.clone(),
         );
         registry.register("build_info", "routewarden's version and source revision (value 1)", m.build_info.clone());
+        // Every failure reason starts at 0: a dashboard's "errors by reason" and an alert's
+        // increase() then read 0, not nothing, until the first failure.
+        {
+            use crate::tls::Reason as R;
+            for r in [
+                R::InvalidInput,
+                R::ServiceAccountNotFound,
+                R::ServiceAccountNotAnnotated,
+                R::AuthenticationFailed,
+                R::Forbidden,
+                R::CertificateNotFound,
+                R::VersionDisabled,
+                R::ValidationFailed,
+                R::SecretConflict,
+                R::Unavailable,
+            ] {
+                let _ = m.certificate_sync_errors.get_or_create(&ReasonLabels { reason: r.as_str().to_owned() });
+            }
+            use crate::crd::conditions::reason as dns;
+            for r in [
+                dns::APPLYING,
+                dns::THROTTLED,
+                dns::ZONE_FORBIDDEN,
+                dns::ZONE_NOT_FOUND,
+                dns::IDENTITY_UNAVAILABLE,
+                dns::CONFLICTS,
+            ] {
+                let _ = m.dns_sync_errors.get_or_create(&ReasonLabels { reason: r.to_owned() });
+            }
+        }
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -408,6 +438,15 @@ impl Metrics {
     pub fn set_queue(&self, stats: &[routewarden_store::QueueStat], now: routewarden_store::Time) {
         self.work_items.clear();
         self.work_oldest_age.clear();
+        // The known kinds are always there, at 0 when empty: "nothing parked" is a sample, not an
+        // absent series, for dashboards and alerts alike.
+        for kind in [crate::tls::KIND_SYNC, crate::tls::KIND_REMOVE, crate::dns::KIND_APPLY] {
+            for state in ["pending", "in_flight", "parked"] {
+                let labels = WorkLabels { kind: kind.to_owned(), state: state.to_owned() };
+                self.work_items.get_or_create(&labels).set(0);
+                self.work_oldest_age.get_or_create(&labels).set(0.0);
+            }
+        }
         for stat in stats {
             let labels = WorkLabels { kind: stat.kind.clone(), state: state_label(stat.state).to_owned() };
             self.work_items.get_or_create(&labels).set(i64::try_from(stat.count).unwrap_or(i64::MAX));
@@ -470,11 +509,14 @@ impl routewarden_azure::Observer for Metrics {
             .inc();
         let op = AzureOpLabels { service: service.clone(), operation };
         self.azure_duration.get_or_create(&op).observe(call.duration.as_secs_f64(), current_trace(), None);
+        // Created at 0 on the first call, so "no 429s" is a sample rather than a missing series.
+        let throttled = self.azure_throttled.get_or_create(&op);
         if call.outcome == routewarden_azure::Kind::Throttled.as_str() {
-            self.azure_throttled.get_or_create(&op).inc();
+            throttled.inc();
         }
+        let waited = self.azure_retry_after.get_or_create(&ServiceLabels { service });
         if let Some(wait) = call.retry_after {
-            self.azure_retry_after.get_or_create(&ServiceLabels { service }).inc_by(wait.as_secs_f64());
+            waited.inc_by(wait.as_secs_f64());
         }
         if let Some((class, remaining)) = call.remaining {
             self.arm_remaining

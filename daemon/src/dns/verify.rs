@@ -313,6 +313,7 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
                 return Verified::Failed;
             }
             w.metrics.dns_zone_accessible.get_or_create(&labels).set(0);
+            let _ = w.metrics.dns_rate_limit_deferrals.get_or_create(&labels);
             let health = health_of(&e, &name);
             let changed = lock(&w.shared).zones.insert(zone.id.clone(), health.clone()) != Some(health);
             if changed {
@@ -405,6 +406,8 @@ pub async fn verify_zone(w: &Workers, zone: &ZoneRef, id: &Principal, failures: 
     };
     let m = &w.metrics;
     m.dns_zone_accessible.get_or_create(&labels).set(1);
+    // At 0 from the first verification on, so "no deferrals" is a sample.
+    let _ = m.dns_rate_limit_deferrals.get_or_create(&labels);
     m.dns_zone_record_sets.get_or_create(&labels).set(i64::try_from(total).unwrap_or(i64::MAX));
     m.dns_zone_record_set_limit.get_or_create(&labels).set(i64::try_from(limit).unwrap_or(i64::MAX));
     m.dns_zone_last_verified.get_or_create(&labels).set(listed_at.as_millis() / 1000);

@@ -175,8 +175,19 @@ fn forbidden(claims: &AccessClaims, action: &str, scope: &str) -> Resp {
     )
 }
 
-/// Serves one ARM request.
+/// Serves one ARM request. Like ARM, every answer past the subscription's throttle says how
+/// many requests of its class (reads, writes, deletes) the principal has left:
+/// `x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}`.
 pub fn handle(ctx: &Ctx, req: &Req, route: &ArmRoute) -> Resp {
+    let mut remaining = None;
+    let mut resp = serve(ctx, req, route, &mut remaining);
+    if let Some((header, left)) = remaining {
+        set_header(&mut resp, header, &left.to_string());
+    }
+    resp
+}
+
+fn serve(ctx: &Ctx, req: &Req, route: &ArmRoute, remaining: &mut Option<(&'static str, u32)>) -> Resp {
     if *route == ArmRoute::CloudMetadata {
         return json_resp(StatusCode::OK, &cloud_metadata(ctx, req));
     }
@@ -279,13 +290,14 @@ pub fn handle(ctx: &Ctx, req: &Req, route: &ArmRoute) -> Resp {
         }
     }
     let principal_key = format!("{}/{}", subscription.id.to_ascii_lowercase(), claims.oid.to_ascii_lowercase());
-    let (bucket, window) = match req.method {
-        Method::GET | Method::HEAD => (Limit::ArmRead, "Read"),
-        Method::DELETE => (Limit::ArmDelete, "Delete"),
-        _ => (Limit::ArmWrite, "Write"),
+    let (bucket, window, class) = match req.method {
+        Method::GET | Method::HEAD => (Limit::ArmRead, "Read", "x-ms-ratelimit-remaining-subscription-reads"),
+        Method::DELETE => (Limit::ArmDelete, "Delete", "x-ms-ratelimit-remaining-subscription-deletes"),
+        _ => (Limit::ArmWrite, "Write", "x-ms-ratelimit-remaining-subscription-writes"),
     };
-    if let Err(wait) = ctx.faults.check_limit(bucket, &principal_key) {
-        return throttled(wait, &format!("{window}_ObservationWindow"));
+    match ctx.faults.check_limit(bucket, &principal_key) {
+        Err(wait) => return throttled(wait, &format!("{window}_ObservationWindow")),
+        Ok(left) => *remaining = left.map(|n| (class, n)),
     }
 
     match route {

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 /// Latency, faults and rate limits.
@@ -227,7 +229,7 @@ pub enum Fault {
 /// The live knobs.
 pub struct Faults {
     config: RwLock<FaultConfig>,
-    limiters: Mutex<HashMap<Limit, DefaultKeyedRateLimiter<String>>>,
+    limiters: Mutex<HashMap<Limit, KeyedLimiter>>,
 }
 
 impl std::fmt::Debug for Faults {
@@ -291,12 +293,13 @@ impl Faults {
         Decision { latency, fault }
     }
 
-    /// Takes one token from `limit`'s bucket for `key`; `Err(wait)` when it is empty.
-    pub fn check_limit(&self, limit: Limit, key: &str) -> Result<(), Duration> {
+    /// Takes one token from `limit`'s bucket for `key`: `Ok(Some(tokens left))`, `Ok(None)` when
+    /// the limit is off, `Err(wait)` when the bucket is empty.
+    pub fn check_limit(&self, limit: Limit, key: &str) -> Result<Option<u32>, Duration> {
         let bucket = {
             let config = self.config.read().unwrap_or_else(PoisonError::into_inner);
             if !config.rate_limits.enabled {
-                return Ok(());
+                return Ok(None);
             }
             config.rate_limits.bucket(limit)
         };
@@ -304,11 +307,14 @@ impl Faults {
         let limiter = match limiters.entry(limit) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let Some(quota) = quota(bucket) else { return Ok(()) };
-                v.insert(RateLimiter::keyed(quota))
+                let Some(quota) = quota(bucket) else { return Ok(None) };
+                v.insert(RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>())
             }
         };
-        limiter.check_key(&key.to_string()).map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+        limiter
+            .check_key(&key.to_string())
+            .map(|snapshot| Some(snapshot.remaining_burst_capacity()))
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 }
 
@@ -317,6 +323,10 @@ fn quota(bucket: Bucket) -> Option<Quota> {
     let per_cell = Duration::from_secs_f64((bucket.period_seconds / f64::from(bucket.limit)).max(1e-9));
     Some(Quota::with_period(per_cell)?.allow_burst(limit))
 }
+
+/// A keyed token bucket that reports what is left after each call (for ARM's remaining headers).
+type KeyedLimiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, governor::clock::DefaultClock, StateInformationMiddleware>;
 
 /// `Retry-After` seconds for a wait: rounded up, at least 1.
 pub fn retry_after_seconds(wait: Duration) -> u64 {
