@@ -246,3 +246,38 @@ pub fn parents() -> &'static Parents {
     static PARENTS: OnceLock<Parents> = OnceLock::new();
     PARENTS.get_or_init(Parents::default)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the events that pass the filter.
+    struct Count(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_log_filter_changes_while_running_and_a_bad_one_changes_nothing() {
+        let (filter, handle) = reload::Layer::new(EnvFilter::new("info"));
+        let control = LogControl { handle, current: Arc::new(Mutex::new("info".into())) };
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = Registry::default().with(filter).with(Count(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!("hidden at info");
+            assert_eq!(seen.load(Ordering::SeqCst), 0);
+            assert!(control.set("info,routewarden=[[").is_err(), "a filter that does not parse is refused");
+            assert_eq!(control.current(), "info");
+            control.set(" debug ").expect("debug parses");
+            assert_eq!(control.current(), "debug");
+            let before = seen.load(Ordering::SeqCst);
+            tracing::debug!("shown at debug");
+            assert_eq!(seen.load(Ordering::SeqCst), before + 1);
+        });
+    }
+}

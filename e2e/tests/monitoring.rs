@@ -36,6 +36,27 @@ fn alert_rules_pass_promtool_checks_and_their_unit_tests() {
     assert!(text.contains("SUCCESS"), "promtool reported no success:\n{text}");
 }
 
+#[test]
+fn dashboards_read_the_leaders_series_from_two_replicas() {
+    need("prometheus");
+    // A leader and a follower whose cache-derived gauges differ (testdata/*.prom): every query
+    // must return data, and the checker's rule evaluation must find no errors.
+    let out = Command::new("python3")
+        .arg(repo().join("dashboards/check.py"))
+        .arg("--sample")
+        .arg(repo().join("dashboards/testdata/sample.prom"))
+        .arg("--sample")
+        .arg(repo().join("dashboards/testdata/follower.prom"))
+        .arg("--rules")
+        .arg(repo().join("deploy/components/monitoring/rules.yaml"))
+        .arg(repo().join("dashboards"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" 0 EMPTY, 0 ERROR"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_returns_data_after_the_sandbox_demo() {
     need("prometheus");
