@@ -3,6 +3,11 @@
 //! them exactly as `routewarden run` would — flags parsed by its own CLI. Tests and benchmarks
 //! drive it through a kube-rs client and the local Azure admin API; the DNS tests share the
 //! helpers of [`dns`].
+//!
+//! The daemon runs as it does in a cluster: as ServiceAccount `routewarden-system/routewarden`,
+//! bound by the RBAC objects of `deploy/base` read from the repository ([`deploy_rbac_objects`]),
+//! which the sandbox enforces. So every test also proves those rules sufficient; a call they do
+//! not allow fails with 403 as it would on AKS. [`Rbac`] swaps in other rules or the admin.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -26,6 +31,65 @@ pub fn seed_certificate_uri() -> String {
     format!("https://{}.vault.azure.net/certificates/{}", seed000::VAULT, seed000::CERTIFICATE)
 }
 
+/// The namespace and name of routewarden's ServiceAccount in `deploy/base`.
+pub const SERVICE_ACCOUNT: (&str, &str) = ("routewarden-system", "routewarden");
+
+/// The kinds of `deploy/base` that make up routewarden's identity and permissions.
+pub const RBAC_KINDS: [&str; 6] =
+    ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+
+/// Which Kubernetes identity the daemon runs as.
+#[derive(Debug, Clone, Default)]
+pub enum Rbac {
+    /// ServiceAccount [`SERVICE_ACCOUNT`] bound by `deploy/base`'s RBAC objects.
+    #[default]
+    Deployed,
+    /// The same ServiceAccount, bound by these objects instead (e.g. `deploy/base`'s with a rule
+    /// removed, to show the rules are enforced).
+    Objects(Vec<serde_json::Value>),
+    /// The sandbox admin, which RBAC does not apply to.
+    Admin,
+}
+
+/// The repository's root (this crate lives in `e2e/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Namespace, ServiceAccount and RBAC objects of `deploy/base`, in the order its
+/// kustomization lists their files — read from the files themselves, so the tests run under
+/// exactly what is shipped.
+pub fn deploy_rbac_objects() -> anyhow::Result<Vec<serde_json::Value>> {
+    let base = repo_root().join("deploy/base");
+    let read = |name: &str| {
+        let path = base.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))
+    };
+    let kustomization = routewarden_sandbox::demo::yaml_objects(&read("kustomization.yaml")?)?;
+    let files: Vec<String> = kustomization
+        .first()
+        .and_then(|k| k["resources"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        // Directories are other kustomizations (the CRDs); only files hold the base's objects.
+        .filter(|r| r.ends_with(".yaml") || r.ends_with(".yml"))
+        .map(str::to_owned)
+        .collect();
+    let mut objects = Vec::new();
+    for file in files {
+        for object in routewarden_sandbox::demo::yaml_objects(&read(&file)?)? {
+            if RBAC_KINDS.contains(&object["kind"].as_str().unwrap_or_default()) {
+                objects.push(object);
+            }
+        }
+    }
+    if objects.is_empty() {
+        bail!("deploy/base holds no RBAC objects");
+    }
+    Ok(objects)
+}
+
 /// How to start an environment.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -36,11 +100,19 @@ pub struct Options {
     pub poll_interval: String,
     /// Start the daemon (benchmarks may start it later with [`Env::start_daemon`]).
     pub daemon: bool,
+    /// The identity the daemon runs as; `deploy/base`'s by default.
+    pub rbac: Rbac,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { daemon_flags: Vec::new(), scenario: None, poll_interval: "10s".into(), daemon: true }
+        Options {
+            daemon_flags: Vec::new(),
+            scenario: None,
+            poll_interval: "10s".into(),
+            daemon: true,
+            rbac: Rbac::Deployed,
+        }
     }
 }
 
@@ -149,6 +221,22 @@ impl Env {
         }
         let azure = AzureSandbox::start(config).await?;
         let client = kube.client().await?;
+        let objects = match &options.rbac {
+            Rbac::Deployed => Some(deploy_rbac_objects()?),
+            Rbac::Objects(objects) => Some(objects.clone()),
+            Rbac::Admin => None,
+        };
+        let kubeconfig = match objects {
+            Some(objects) => {
+                routewarden_sandbox::demo::apply_objects(&client, &objects, "e2e")
+                    .await
+                    .context("failed to apply routewarden's RBAC")?;
+                let (namespace, name) = SERVICE_ACCOUNT;
+                kube.kubeconfig_for_token(&kube.service_account_token(namespace, name)?)
+            }
+            None => kube.kubeconfig_yaml(),
+        };
+        std::fs::write(dir.path().join("daemon.kubeconfig"), kubeconfig)?;
         let mut env = Env { kube, azure, client, dir, daemon: None, options };
         if env.options.daemon {
             env.start_daemon().await?;
@@ -178,7 +266,7 @@ impl Env {
             "--metrics-addr".into(),
             "127.0.0.1:0".into(),
             "--kubeconfig".into(),
-            d.join("kubeconfig").display().to_string(),
+            d.join("daemon.kubeconfig").display().to_string(),
             "--tenant-id".into(),
             seed000::TENANT.into(),
             "--azure-extra-ca".into(),
@@ -192,8 +280,19 @@ impl Env {
         }
         args.push("--managed-identity-endpoint".into());
         args.push(self.azure.endpoints().managed_identity_endpoint.clone());
+        args.push("--leader-election-namespace".into());
+        args.push(self.lease_namespace().into());
         args.extend(self.options.daemon_flags.iter().cloned());
         args
+    }
+
+    /// Where the daemon's leader Lease is: its own namespace, as in a deployment (its RBAC allows
+    /// leases there only); `default` when it runs as the admin.
+    pub fn lease_namespace(&self) -> &'static str {
+        match self.options.rbac {
+            Rbac::Admin => "default",
+            Rbac::Deployed | Rbac::Objects(_) => SERVICE_ACCOUNT.0,
+        }
     }
 
     /// Starts the daemon and waits until its admin endpoint listens.
@@ -327,10 +426,23 @@ impl Env {
         ))
     }
 
+    /// The kinds of request the API server refused routewarden's ServiceAccount so far.
+    pub fn refused(&self) -> Vec<routewarden_sandbox::kube::rbac::Access> {
+        let (namespace, name) = SERVICE_ACCOUNT;
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        self.kube.access_log().into_iter().filter(|a| a.user == user && !a.allowed).collect()
+    }
+
+    /// Stops everything. Under `deploy/base`'s RBAC, fails the test if the API server refused the
+    /// daemon anything: those rules must be enough for whatever a test makes it do.
     pub async fn shutdown(mut self) {
         let _ = self.stop_daemon().await;
+        let refused = self.refused();
         self.azure.shutdown().await;
         self.kube.shutdown().await;
+        if matches!(self.options.rbac, Rbac::Deployed) {
+            assert!(refused.is_empty(), "deploy/base's RBAC refused routewarden: {refused:#?}");
+        }
     }
 }
 

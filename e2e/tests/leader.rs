@@ -16,7 +16,7 @@ const ROUTES: usize = 40;
 const LEASE_SECONDS: u64 = 4;
 
 async fn holder(env: &Env) -> Option<String> {
-    let leases: kube::Api<Lease> = kube::Api::namespaced(env.client.clone(), "default");
+    let leases: kube::Api<Lease> = kube::Api::namespaced(env.client.clone(), env.lease_namespace());
     leases.get_opt("routewarden").await.ok()??.spec?.holder_identity
 }
 

@@ -351,7 +351,9 @@ fn authorize(
         namespace: target.namespace.as_deref(),
         name: target.name.as_deref(),
     };
-    rbac::authorize(&ctx.store, identity, &attrs)?;
+    let decided = rbac::authorize(&ctx.store, identity, &attrs);
+    ctx.access.record(identity, &attrs, decided.is_ok());
+    decided?;
     // Server-side apply that creates the object also needs `create`, as on a real server.
     let is_apply = header(headers, "content-type").starts_with("application/apply-patch");
     if verb == "patch"
@@ -360,7 +362,10 @@ fn authorize(
     {
         let ns = target.namespace.clone().unwrap_or_default();
         if ctx.store.get(&target.info, &ns, name).is_err() {
-            rbac::authorize(&ctx.store, identity, &rbac::Attributes { verb: "create", ..attrs })?;
+            let create = rbac::Attributes { verb: "create", ..attrs };
+            let decided = rbac::authorize(&ctx.store, identity, &create);
+            ctx.access.record(identity, &create, decided.is_ok());
+            decided?;
         }
     }
     Ok(())

@@ -99,6 +99,7 @@ pub struct Context {
     address: SocketAddr,
     gateways: Arc<controller::GatewayController>,
     faults: Arc<faults::Faults>,
+    access: rbac::AccessLog,
 }
 
 /// A running emulated API server.
@@ -167,6 +168,7 @@ impl KubeServer {
             address,
             gateways,
             faults: Arc::new(faults::Faults::default()),
+            access: rbac::AccessLog::default(),
         });
         let app = Router::new()
             .fallback(handler::handle)
@@ -221,6 +223,12 @@ impl KubeServer {
     /// Fault injection.
     pub fn faults(&self) -> &Arc<faults::Faults> {
         &self.ctx.faults
+    }
+
+    /// The distinct requests ServiceAccounts made and whether RBAC allowed each (see
+    /// [`rbac::AccessLog`]).
+    pub fn access_log(&self) -> Vec<rbac::Access> {
+        self.ctx.access.entries()
     }
 
     /// The ServiceAccount token issuer (for OIDC tests).

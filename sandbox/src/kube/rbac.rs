@@ -6,6 +6,9 @@
 //! everywhere; RoleBindings only in their namespace. The admin token bypasses this, as a
 //! cluster-admin would. Denials are 403 Status objects worded as the real authorizer words them.
 //! Discovery, OpenAPI and `/version` are open to every authenticated caller, as on a real cluster.
+//! Every decision for a ServiceAccount is also kept in an [`AccessLog`] (without object names, so
+//! it stays small), which is how tests show that a set of rules is both sufficient (nothing
+//! denied) and least privilege (every granted verb used).
 
 use serde_json::Value;
 
@@ -28,6 +31,46 @@ pub struct Attributes<'a> {
     pub namespace: Option<&'a str>,
     /// Object name, if the request names one.
     pub name: Option<&'a str>,
+}
+
+/// One kind of request a caller made, and whether RBAC allowed it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Access {
+    /// `system:serviceaccount:NS:NAME`.
+    pub user: String,
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub allowed: bool,
+}
+
+/// The distinct [`Access`]es seen since the server started.
+#[derive(Debug, Default)]
+pub struct AccessLog(std::sync::Mutex<std::collections::BTreeSet<Access>>);
+
+impl AccessLog {
+    /// Records a decision about a ServiceAccount's (or impersonated user's) request; the admin's
+    /// requests are not authorized and not recorded.
+    pub fn record(&self, identity: &Identity, attrs: &Attributes<'_>, allowed: bool) {
+        let Some((user, _)) = identity.user_and_groups() else { return };
+        let access = Access {
+            user,
+            verb: attrs.verb.to_string(),
+            group: attrs.group.to_string(),
+            resource: attrs.resource.to_string(),
+            subresource: attrs.subresource.map(str::to_string),
+            namespace: attrs.namespace.map(str::to_string),
+            allowed,
+        };
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(access);
+    }
+
+    /// Everything recorded, sorted.
+    pub fn entries(&self) -> Vec<Access> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {

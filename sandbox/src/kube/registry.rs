@@ -156,6 +156,10 @@ pub fn builtins() -> Vec<ResourceInfo> {
     service.categories.push("all".into());
     service.printer_columns.push(column("Type", "string", ".spec.type", 0));
     service.printer_columns.push(column("Cluster-IP", "string", ".spec.clusterIP", 0));
+    let mut pdb = builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true, true);
+    pdb.printer_columns.push(column("Min available", "string", ".spec.minAvailable", 0));
+    pdb.printer_columns.push(column("Max unavailable", "string", ".spec.maxUnavailable", 0));
+    pdb.printer_columns.push(column("Allowed disruptions", "integer", ".status.disruptionsAllowed", 0));
     let mut lease = builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false, false);
     lease.printer_columns.push(column("Holder", "string", ".spec.holderIdentity", 0));
     vec![
@@ -166,6 +170,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         service,
         builtin("", "v1", "events", "Event", true, &["ev"], false, false),
         deploy,
+        pdb,
         builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], false, false),
         lease,
         ingress,
