@@ -419,14 +419,12 @@ fn grants(objects: &[Value]) -> BTreeSet<(String, String, String, Option<String>
 }
 
 /// Grants a scenario may leave unused, each with why it cannot reach it.
-const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
-    (
-        "patch",
-        "events.k8s.io",
-        "events",
-        "the recorder patches an Event only when the same transition repeats within its cache window",
-    ),
-];
+const NOT_REACHED: &[(&str, &str, &str, &str)] = &[(
+    "patch",
+    "events.k8s.io",
+    "events",
+    "the recorder patches an Event only when the same transition repeats within its cache window",
+)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_scenario_is_never_refused_and_uses_every_granted_verb() {

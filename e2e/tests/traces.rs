@@ -34,8 +34,19 @@ async fn a_gateway_is_one_trace_from_watch_event_to_key_vault_and_the_secret_wri
     })
     .await
     .unwrap();
-    provider.force_flush().unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
+    // The Secret is visible before its worker's span ends (it still patches the Gateway and
+    // commits to the journal): wait for that span to be exported.
+    let spans = wait_for("the worker's span", Duration::from_secs(30), || async {
+        provider.force_flush().ok()?;
+        let spans = exporter.get_finished_spans().ok()?;
+        let write = spans.iter().find(|s| {
+            s.name == "kubernetes apply Secret"
+                && attribute(s, "secret").as_deref() == Some("kv-gw-cert-a-gateway-https")
+        })?;
+        spans.iter().any(|s| s.span_context.span_id() == write.parent_span_id).then_some(spans.clone())
+    })
+    .await
+    .unwrap();
 
     let write = spans
         .iter()
@@ -57,13 +68,19 @@ async fn a_gateway_is_one_trace_from_watch_event_to_key_vault_and_the_secret_wri
         names.iter().any(|n| n.starts_with("keyvault ")),
         "no Key Vault request in the Secret write's trace: {names:?}"
     );
-    // Parent links, not just a shared id: the worker's span hangs under the planner's, the
-    // planner's under the watch event's.
-    let by_id = |name: &str| spans.iter().find(|s| s.span_context.trace_id() == trace && s.name == name).unwrap();
-    let work = by_id("tls.work");
-    assert_eq!(work.parent_span_id, by_id("tls.plan").span_context.span_id());
-    assert_eq!(by_id("tls.plan").parent_span_id, by_id("watch event").span_context.span_id());
-    assert_eq!(write.parent_span_id, work.span_context.span_id());
+    // Parent links, not just a shared id: walking up from the Secret write passes the worker,
+    // the planner pass and ends at the watch event.
+    let parent = |child: &SpanData| {
+        spans
+            .iter()
+            .find(|s| s.span_context.trace_id() == trace && s.span_context.span_id() == child.parent_span_id)
+            .unwrap_or_else(|| panic!("{} has no exported parent", child.name))
+    };
+    let work = parent(write);
+    assert_eq!(work.name, "tls.work");
+    let plan = parent(work);
+    assert_eq!(plan.name, "tls.plan");
+    assert_eq!(parent(plan).name, "watch event");
 
     // Exemplars: the Key Vault latency histogram names a trace that was exported.
     let daemon = env.daemon.as_ref().unwrap();
