@@ -211,6 +211,27 @@ where
     })
 }
 
+/// [`while_leader`] for a pool: `n` copies of `run`, all started on each win and stopped together.
+pub fn pool_while_leader<F, Fut>(
+    what: &'static str,
+    n: usize,
+    leadership: &Leadership,
+    stop: &watch::Receiver<bool>,
+    run: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let run = Arc::new(run);
+    while_leader(what, leadership, stop, move |stop| {
+        let pool = crate::backoff::spawn_workers(n, &stop, |stop| run(stop));
+        async move {
+            futures::future::join_all(pool).await;
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -565,14 +565,18 @@ mod tests {
     }
 
     #[test]
-    fn queue_series_follow_the_journal_and_drop_emptied_states() {
+    fn queue_series_follow_the_journal_known_kinds_stay_at_zero_and_others_go() {
         use routewarden_store::{ItemState, QueueStat, Time};
         let m = Metrics::new();
         let now = Time(100_000);
         let stat =
             |kind: &str, state, count, oldest| QueueStat { kind: kind.into(), state, count, oldest: Time(oldest) };
         m.set_queue(
-            &[stat("dns.apply", ItemState::Pending, 3, 40_000), stat("tls.sync", ItemState::Parked, 1, 90_000)],
+            &[
+                stat("dns.apply", ItemState::Pending, 3, 40_000),
+                stat("tls.sync", ItemState::Parked, 1, 90_000),
+                stat("legacy.kind", ItemState::Parked, 2, 10_000),
+            ],
             now,
         );
         let text = m.encode();
@@ -584,7 +588,9 @@ mod tests {
         assert!(text.contains(r#"routewarden_work_items{kind="tls.sync",state="parked"} 1"#), "{text}");
         m.set_queue(&[stat("dns.apply", ItemState::Pending, 1, 99_000)], now);
         let text = m.encode();
-        assert!(!text.contains(r#"state="parked""#), "{text}");
+        assert!(text.contains(r#"routewarden_work_items{kind="tls.sync",state="parked"} 0"#), "{text}");
+        assert!(text.contains(r#"routewarden_work_items{kind="tls.remove",state="in_flight"} 0"#), "{text}");
+        assert!(!text.contains("legacy.kind"), "a kind with nothing left is dropped: {text}");
         assert!(text.contains(r#"routewarden_build_info{version=""#), "{text}");
     }
 }

@@ -120,7 +120,7 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct Daemon {
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: DaemonTask,
     pub admin: String,
     /// `http://ADDR` of `/metrics`, `/healthz`, `/readyz`.
     pub metrics: String,
@@ -141,7 +141,7 @@ impl Daemon {
 pub struct Replica {
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    task: Option<DaemonTask>,
     pub admin: String,
     pub metrics: String,
 }
@@ -297,22 +297,7 @@ impl Env {
 
     /// Starts the daemon and waits until its admin endpoint listens.
     pub async fn start_daemon(&mut self) -> anyhow::Result<()> {
-        let cli = routewarden::cli::Cli::try_parse_from(self.daemon_args())?;
-        let routewarden::cli::Command::Run(args) = cli.command else { bail!("not a run command") };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (ready, is_ready) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            routewarden::daemon::run_reporting(
-                args,
-                async move {
-                    let _ = stopped.await;
-                },
-                Some(ready),
-            )
-            .await
-            .map_err(|e| e.to_string())
-        });
-        let ready = is_ready.await.context("the daemon stopped before it was ready")?;
+        let (stop, task, ready) = spawn_daemon(&tokio::runtime::Handle::current(), self.daemon_args()).await?;
         self.daemon = Some(Daemon {
             stop: Some(stop),
             task,
@@ -328,23 +313,8 @@ impl Env {
     pub async fn start_replica(&self, journal_dir: &std::path::Path, extra: &[&str]) -> anyhow::Result<Replica> {
         let mut args = self.daemon_args_for(journal_dir);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let cli = routewarden::cli::Cli::try_parse_from(args)?;
-        let routewarden::cli::Command::Run(args) = cli.command else { bail!("not a run command") };
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (ready, is_ready) = oneshot::channel();
-        let task = runtime.spawn(async move {
-            routewarden::daemon::run_reporting(
-                args,
-                async move {
-                    let _ = stopped.await;
-                },
-                Some(ready),
-            )
-            .await
-            .map_err(|e| e.to_string())
-        });
-        let ready = is_ready.await.context("the replica stopped before it was ready")?;
+        let (stop, task, ready) = spawn_daemon(runtime.handle(), args).await?;
         Ok(Replica {
             runtime: Some(runtime),
             stop: Some(stop),
@@ -444,6 +414,33 @@ impl Env {
             assert!(refused.is_empty(), "deploy/base's RBAC refused routewarden: {refused:#?}");
         }
     }
+}
+
+type DaemonTask = tokio::task::JoinHandle<Result<(), String>>;
+
+/// Parses `args` as `routewarden run` would and runs the daemon on `runtime` until the returned
+/// sender fires (or is dropped); returns once its endpoints listen.
+async fn spawn_daemon(
+    runtime: &tokio::runtime::Handle,
+    args: Vec<String>,
+) -> anyhow::Result<(oneshot::Sender<()>, DaemonTask, routewarden::daemon::Ready)> {
+    let cli = routewarden::cli::Cli::try_parse_from(args)?;
+    let routewarden::cli::Command::Run(args) = cli.command else { bail!("not a run command") };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (ready, is_ready) = oneshot::channel();
+    let task = runtime.spawn(async move {
+        routewarden::daemon::run_reporting(
+            args,
+            async move {
+                let _ = stopped.await;
+            },
+            Some(ready),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    });
+    let ready = is_ready.await.context("the daemon stopped before it was ready")?;
+    Ok((stop, task, ready))
 }
 
 pub fn gateway_resource() -> ApiResource {

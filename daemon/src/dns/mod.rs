@@ -242,12 +242,7 @@ pub fn start(
     // the leader only.
     let mut tasks = vec![tokio::spawn(controller::run(workers.clone(), changed, stop.clone()))];
     let w = workers.clone();
-    tasks.push(while_leader("DNS workers", leadership, &stop, move |stop| {
-        let pool = crate::backoff::spawn_workers(n, &stop, |stop| w.clone().run(stop));
-        async move {
-            futures::future::join_all(pool).await;
-        }
-    }));
+    tasks.push(crate::leader::pool_while_leader("DNS workers", n, leadership, &stop, move |stop| w.clone().run(stop)));
     let w = workers.clone();
     tasks.push(while_leader("DNS verifier", leadership, &stop, move |stop| verify::run(w.clone(), stop)));
     tasks.push(while_leader("DNS status", leadership, &stop, move |stop| {

@@ -260,12 +260,7 @@ pub fn start(
     // The planner runs on every replica; what reads Key Vault or writes runs on the leader only.
     let mut tasks = vec![tokio::spawn(controller::run(workers.clone(), changed, stop.clone()))];
     let w = workers.clone();
-    tasks.push(while_leader("TLS workers", leadership, &stop, move |stop| {
-        let pool = crate::backoff::spawn_workers(n, &stop, |stop| w.clone().run(stop));
-        async move {
-            futures::future::join_all(pool).await;
-        }
-    }));
+    tasks.push(crate::leader::pool_while_leader("TLS workers", n, leadership, &stop, move |stop| w.clone().run(stop)));
     let w = workers.clone();
     tasks.push(while_leader("TLS poller", leadership, &stop, move |stop| poller::run(w.clone(), stop)));
     tasks.push(while_leader("TLS status", leadership, &stop, move |stop| status::run(workers.clone(), stop)));
