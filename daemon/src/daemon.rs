@@ -141,7 +141,8 @@ pub async fn run_reporting(
         .map_err(|source| DaemonError::BindMetrics { addr: metrics_addr, source })?;
     let metrics_bound =
         metrics_listener.local_addr().map_err(|source| DaemonError::BindMetrics { addr: metrics_addr, source })?;
-    tracing::info!(%addr, metrics = %metrics_bound, "admin endpoint listening on http://{addr}; metrics on http://{metrics_bound}/metrics");
+    tracing::info!(%addr, "admin endpoint listening on http://{addr}");
+    tracing::info!(addr = %metrics_bound, "metrics endpoint listening on http://{metrics_bound}");
     if let Some(ready) = ready {
         let _ = ready.send(Ready { admin_addr: addr, metrics_addr: metrics_bound });
     }

@@ -186,7 +186,16 @@ fn run_serves_the_admin_endpoint_and_stops_cleanly_on_sigterm() {
     let f = Fixture::filled();
     let mut daemon = Reaped::spawn(
         bin()
-            .args(["run", "--no-kubernetes", "--journal-dir", f.dir(), "--admin-addr", "127.0.0.1:0"])
+            .args([
+                "run",
+                "--no-kubernetes",
+                "--journal-dir",
+                f.dir(),
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -229,6 +238,8 @@ fn run_stops_cleanly_while_a_follower_is_attached() {
                 "--journal-dir",
                 f.dir(),
                 "--admin-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
                 "127.0.0.1:0",
                 "--log-format",
                 "json",

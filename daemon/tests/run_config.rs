@@ -17,9 +17,17 @@ const ENDPOINTS: &str = r#"{
 
 fn run(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--no-kubernetes", "--admin-addr", "127.0.0.1:0", "--journal-dir"])
-        .arg(dir.join("journal"))
-        .args(extra);
+    cmd.args([
+        "run",
+        "--no-kubernetes",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--journal-dir",
+    ])
+    .arg(dir.join("journal"))
+    .args(extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -109,6 +117,8 @@ fn a_custom_cloud_with_an_extra_ca_and_overrides_starts() {
             "--no-kubernetes",
             "--admin-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
             "--tenant-id",
             "00000000-0000-0000-0000-0000000000f0",
             "--azure-cloud",
@@ -149,7 +159,7 @@ fn a_custom_cloud_with_an_extra_ca_and_overrides_starts() {
 fn without_kubernetes_configuration_it_says_how_to_give_one() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["run", "--admin-addr", "127.0.0.1:0", "--journal-dir"])
+        .args(["run", "--admin-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--journal-dir"])
         .arg(tmp.path().join("journal"))
         .args(["--kubeconfig"])
         .arg(tmp.path().join("missing-kubeconfig"))
