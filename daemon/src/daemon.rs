@@ -127,6 +127,15 @@ pub async fn run_reporting(
     {
         tracing::warn!(configured = %want, journal = %have, "the journal was created for another cluster id and keeps it; record sets are owned under the journal's");
     }
+    // This process holds the journal's lock: whatever was in flight belonged to a process that
+    // died (killed, OOM, node lost). Its items are due now, not when their leases would expire.
+    let j = journal.clone();
+    match tokio::task::spawn_blocking(move || j.release_leases(Time::now())).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(items = n, "took over work items a previous process held when it stopped"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "failed to release the leases of a previous process"),
+        Err(e) => tracing::warn!(error = %e, "lease release task failed"),
+    }
     journal.set_observer(metrics.clone());
     health.set_journal_open(true);
 

@@ -127,6 +127,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Whether the daemon has stopped on its own (it should only stop when told).
+    pub fn finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// SIGTERM, in effect: stops the daemon and waits for it to close its journal.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {

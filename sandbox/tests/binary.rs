@@ -88,7 +88,10 @@ async fn up_writes_its_files_serves_kubectl_and_survives_a_restart() {
 async fn assert_journal_served(endpoints: &serde_json::Value) {
     let admin = endpoints["routewarden"]["admin"].as_str().expect("routewarden runs by default");
     assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
-    assert_eq!(endpoints["routewarden"]["metrics"], format!("{admin}/metrics"));
+    let metrics = endpoints["routewarden"]["metrics"].as_str().expect("the metrics endpoint");
+    assert!(metrics.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"), "{metrics}");
+    let scraped = reqwest::get(metrics).await.unwrap().text().await.unwrap();
+    assert!(scraped.contains("routewarden_build_info"), "{scraped}");
     let summary = reqwest::get(format!("{admin}/v1/journal/summary")).await.unwrap();
     assert_eq!(summary.status(), 200, "the journal is open");
 }

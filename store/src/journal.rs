@@ -522,6 +522,19 @@ impl Tx<'_> {
         self.store_item(&item)
     }
 
+    /// A process that opens the journal holds its lock, so an item in flight then was leased by
+    /// a process that is gone (killed mid-item): make it due at `now` instead of when its lease
+    /// would run out. Claiming it counts the failed attempt, as an expired lease does.
+    pub fn release_lease(&self, id: u64, now: Time) -> TxResult<bool> {
+        let Some(mut item) = self.work_item(id)? else { return Ok(false) };
+        if item.state != ItemState::InFlight || item.next_attempt_at <= now {
+            return Ok(false);
+        }
+        self.schedule(&mut item, ItemState::InFlight, now)?;
+        self.store_item(&item)?;
+        Ok(true)
+    }
+
     /// Makes a parked (or done) item due now with a fresh attempt count.
     pub fn requeue(&self, id: u64, now: Time) -> TxResult<()> {
         let mut item = self.work_item(id)?.ok_or_else(|| TxError::abort(Error::ItemNotFound { id }))?;
@@ -627,6 +640,23 @@ impl Journal {
                 o.converged(&kind, took);
             }
         }
+    }
+
+    /// Releases the leases of every item in flight ([`Tx::release_lease`]): for a process that
+    /// has just opened the journal, whose previous holder died. Returns how many were released.
+    pub fn release_leases(&self, now: Time) -> Result<u64> {
+        let in_flight: Vec<u64> =
+            self.work_items()?.into_iter().filter(|i| i.state == ItemState::InFlight).map(|i| i.id).collect();
+        if in_flight.is_empty() {
+            return Ok(0);
+        }
+        self.commit(|tx| {
+            let mut released = 0;
+            for id in &in_flight {
+                released += u64::from(tx.release_lease(*id, now)?);
+            }
+            Ok(released)
+        })
     }
 
     /// Unfinished items (pending, in flight, parked) counted by kind and state, with the oldest

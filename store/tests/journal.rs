@@ -82,6 +82,21 @@ fn an_item_whose_worker_died_becomes_due_when_its_lease_runs_out() {
 }
 
 #[test]
+fn a_new_process_takes_over_the_items_a_killed_one_held_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(dir.path());
+    enqueue(&j, "a", "1", t(0));
+    enqueue(&j, "b", "1", t(0));
+    let held = j.claim(t(0), 1, LEASE).unwrap().remove(0);
+    assert_eq!(j.release_leases(t(10)).unwrap(), 1, "only the item in flight");
+    let claimed: Vec<_> = j.claim(t(10), 10, LEASE).unwrap();
+    let again = claimed.iter().find(|c| c.item.key == held.item.key).expect("due at once, not in 30 s");
+    assert_eq!(again.item.attempts, 1, "the killed attempt counts");
+    assert_eq!(j.release_leases(t(20)).unwrap(), 2, "both are in flight now");
+    assert_eq!(j.release_leases(t(20)).unwrap(), 0, "released leases are due already");
+}
+
+#[test]
 fn retry_honours_the_callers_time_and_parks_after_max_attempts() {
     let dir = tempfile::tempdir().unwrap();
     let j = open_with(dir.path(), Options { max_attempts: 3, ..Options::default() });
