@@ -291,6 +291,18 @@ impl Env {
         args
     }
 
+    /// `routewarden run` for this environment as a separate process: `bin` is the daemon binary
+    /// (tests pass `env!("CARGO_BIN_EXE_routewarden-child")`), with its own journal.
+    pub fn daemon_command(
+        &self,
+        bin: impl AsRef<std::ffi::OsStr>,
+        journal_dir: &std::path::Path,
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(bin);
+        command.args(&self.daemon_args_for(journal_dir)[1..]).stdin(std::process::Stdio::null());
+        command
+    }
+
     /// Where the daemon's leader Lease is: its own namespace, as in a deployment (its RBAC allows
     /// leases there only); `default` when it runs as the admin.
     pub fn lease_namespace(&self) -> &'static str {

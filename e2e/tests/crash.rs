@@ -17,7 +17,7 @@ use routewarden_e2e::dns::{self, gateway_addresses, http_gateway, ready_when, ro
 use routewarden_e2e::*;
 use routewarden_sandbox_azure::{FaultConfig, LatencyRule};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 fn setting(name: &str, default: usize) -> usize {
@@ -26,16 +26,13 @@ fn setting(name: &str, default: usize) -> usize {
 
 /// `routewarden run` as its own process, on `journal`, logging to `log`.
 fn spawn(env: &Env, journal: &std::path::Path, log: &std::path::Path) -> Child {
-    let args = env.daemon_args_for(journal);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_routewarden-child"))
-        .args(&args[1..])
+    env.daemon_command(env!("CARGO_BIN_EXE_routewarden-child"), journal)
         .args(["--no-leader-election", "--workers", "2"])
         // No client-side pacing: local Azure's limits are off too, so lives are bounded by the
         // write latency alone.
         .args(["--public-zone-write-limit", "100000/1s", "--arm-write-limit", "100000/1s"])
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
