@@ -181,25 +181,19 @@ fn the_admin_url_may_come_from_the_environment() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `routewarden run` without Kubernetes on the journal in `dir`, its endpoints on free ports.
+fn run_on(dir: &str) -> std::process::Command {
+    let mut command = bin();
+    command.args(["run", "--no-kubernetes", "--journal-dir", dir]);
+    command.args(["--admin-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
+    command
+}
+
 #[test]
 fn run_serves_the_admin_endpoint_and_stops_cleanly_on_sigterm() {
     let f = Fixture::filled();
     let mut daemon = Reaped::spawn(
-        bin()
-            .args([
-                "run",
-                "--no-kubernetes",
-                "--journal-dir",
-                f.dir(),
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
+        run_on(f.dir()).env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()),
     );
     let log = Lines::new(daemon.stderr.take().unwrap());
     let (line, _) = log.until(Duration::from_secs(30), |l| l.contains("admin endpoint listening on http://"));
@@ -231,19 +225,8 @@ fn run_serves_the_admin_endpoint_and_stops_cleanly_on_sigterm() {
 fn run_stops_cleanly_while_a_follower_is_attached() {
     let f = Fixture::empty();
     let mut daemon = Reaped::spawn(
-        bin()
-            .args([
-                "run",
-                "--no-kubernetes",
-                "--journal-dir",
-                f.dir(),
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
+        run_on(f.dir())
+            .args(["--log-format", "json"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),

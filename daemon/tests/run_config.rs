@@ -15,19 +15,16 @@ const ENDPOINTS: &str = r#"{
   "suffixes": {"keyVaultDns": ".vault.local.azurestack.external"}
 }"#;
 
+/// `routewarden run` without Kubernetes, its endpoints on free ports.
+fn local_run() -> Command {
+    let mut command = Command::new(BIN);
+    command.args(["run", "--no-kubernetes", "--admin-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
+    command
+}
+
 fn run(dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "run",
-        "--no-kubernetes",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--journal-dir",
-    ])
-    .arg(dir.join("journal"))
-    .args(extra);
+    let mut cmd = local_run();
+    cmd.arg("--journal-dir").arg(dir.join("journal")).args(extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -111,18 +108,8 @@ fn a_custom_cloud_with_an_extra_ca_and_overrides_starts() {
     let ca = rcgen::CertificateParams::new(vec!["ca.test".to_string()]).unwrap().self_signed(&key).unwrap();
     let ca_file = tmp.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--no-kubernetes",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--tenant-id",
-            "00000000-0000-0000-0000-0000000000f0",
-            "--azure-cloud",
-        ])
+    let mut child = local_run()
+        .args(["--tenant-id", "00000000-0000-0000-0000-0000000000f0", "--azure-cloud"])
         .arg(&endpoints)
         .arg("--azure-extra-ca")
         .arg(&ca_file)
