@@ -361,6 +361,20 @@ impl Metrics {
             ] {
                 let _ = m.certificate_sync_errors.get_or_create(&ReasonLabels { reason: r.as_str().to_owned() });
             }
+            // A version that fails a check is counted under the check's name (the listener
+            // condition's reason), and one that cannot be decoded under `Undecodable`.
+            use routewarden_certs::Check as C;
+            let checks = [
+                C::KeyNotExportable,
+                C::KeyMismatch,
+                C::ChainBroken,
+                C::NotYetValid,
+                C::Expired,
+                C::HostnameNotCovered,
+            ];
+            for reason in checks.into_iter().map(C::reason).chain(["Undecodable"]) {
+                let _ = m.certificate_sync_errors.get_or_create(&ReasonLabels { reason: reason.to_owned() });
+            }
             use crate::crd::conditions::reason as dns;
             for r in [
                 dns::APPLYING,
@@ -592,5 +606,9 @@ mod tests {
         assert!(text.contains(r#"routewarden_work_items{kind="tls.remove",state="in_flight"} 0"#), "{text}");
         assert!(!text.contains("legacy.kind"), "a kind with nothing left is dropped: {text}");
         assert!(text.contains(r#"routewarden_build_info{version=""#), "{text}");
+        for reason in ["Expired", "KeyMismatch", "Undecodable", "Forbidden"] {
+            let line = format!(r#"routewarden_certificate_sync_errors_total{{reason="{reason}"}} 0"#);
+            assert!(text.contains(&line), "failure reasons start at 0: {line} missing");
+        }
     }
 }

@@ -16,8 +16,10 @@ fn split(reference: &str) -> Option<(&str, &str)> {
 #[test]
 fn every_catalogued_bad_input_names_a_test_that_exists() {
     let catalogue = std::fs::read_to_string(repo().join("docs/bad-inputs.md")).expect("docs/bad-inputs.md");
-    let rows: Vec<&str> =
-        catalogue.lines().filter(|l| l.starts_with('|') && l.split('|').nth(1).is_some_and(|c| c.trim().parse::<u32>().is_ok())).collect();
+    let rows: Vec<&str> = catalogue
+        .lines()
+        .filter(|l| l.starts_with('|') && l.split('|').nth(1).is_some_and(|c| c.trim().parse::<u32>().is_ok()))
+        .collect();
     assert!(rows.len() >= 30, "the catalogue lists {} bad inputs; at least 30 are promised", rows.len());
     let mut missing = Vec::new();
     for row in &rows {
