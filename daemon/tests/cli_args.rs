@@ -43,3 +43,26 @@ fn run_defaults_to_the_loopback_admin_address() {
     let Command::Run(args) = Cli::from_arg_matches(&m).unwrap().command else { panic!() };
     assert!(args.admin_addr.ip().is_loopback());
 }
+
+#[test]
+fn the_readme_documents_every_run_flag_with_its_environment_variable() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let cli = Cli::command();
+    let run = cli.find_subcommand("run").unwrap();
+    let mut undocumented = Vec::new();
+    for arg in run.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        let row = readme.lines().find(|l| l.starts_with(&format!("| `--{long}` |")));
+        match (row, arg.get_env()) {
+            (None, _) => undocumented.push(format!("--{long}: no row in the README's flag table")),
+            (Some(row), Some(env)) if !row.contains(&format!("`{}`", env.to_string_lossy())) => {
+                undocumented.push(format!("--{long}: its row does not name {}", env.to_string_lossy()))
+            }
+            _ => {}
+        }
+    }
+    assert!(undocumented.is_empty(), "{undocumented:#?}");
+}
