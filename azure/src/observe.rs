@@ -65,7 +65,9 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub(crate) struct ObservePolicy {
     observer: Arc<dyn Observer>,
+    /// `vault.azure.net`, and `.vault.azure.net` for matching vault hosts without allocating.
     key_vault_suffix: String,
+    dotted_key_vault_suffix: String,
     resource_manager_host: Option<String>,
     authority_host: Option<String>,
 }
@@ -76,9 +78,11 @@ fn host_of(url: &str) -> Option<String> {
 
 impl ObservePolicy {
     pub(crate) fn new(observer: Arc<dyn Observer>, cloud: &Cloud) -> Self {
+        let key_vault_suffix = cloud.key_vault_suffix.trim_start_matches('.').to_ascii_lowercase();
         ObservePolicy {
             observer,
-            key_vault_suffix: cloud.key_vault_suffix.trim_start_matches('.').to_ascii_lowercase(),
+            dotted_key_vault_suffix: format!(".{key_vault_suffix}"),
+            key_vault_suffix,
             resource_manager_host: host_of(&cloud.resource_manager),
             authority_host: host_of(&cloud.authority_host),
         }
@@ -102,7 +106,7 @@ impl ObservePolicy {
             };
             return (Service::Dns, op);
         }
-        if host.ends_with(&format!(".{}", self.key_vault_suffix)) || host == self.key_vault_suffix {
+        if host.ends_with(&self.dotted_key_vault_suffix) || host == self.key_vault_suffix {
             let op = match segments.as_slice() {
                 ["certificates", ..] => "certificate",
                 ["secrets", _, "versions"] => "secret_versions",
@@ -118,15 +122,10 @@ impl ObservePolicy {
 /// ARM's remaining-request header for the operation class of `method`.
 fn remaining(method: &Method, headers: &azure_core::http::headers::Headers) -> Option<(&'static str, u64)> {
     use azure_core::http::headers::HeaderName;
-    let class = match *method {
-        Method::Get | Method::Head => "reads",
-        Method::Delete => "deletes",
-        _ => "writes",
-    };
-    let name = match class {
-        "reads" => "x-ms-ratelimit-remaining-subscription-reads",
-        "deletes" => "x-ms-ratelimit-remaining-subscription-deletes",
-        _ => "x-ms-ratelimit-remaining-subscription-writes",
+    let (class, name) = match *method {
+        Method::Get | Method::Head => ("reads", "x-ms-ratelimit-remaining-subscription-reads"),
+        Method::Delete => ("deletes", "x-ms-ratelimit-remaining-subscription-deletes"),
+        _ => ("writes", "x-ms-ratelimit-remaining-subscription-writes"),
     };
     let value = headers.get_optional_str(&HeaderName::from_static(name))?.trim().parse().ok()?;
     Some((class, value))

@@ -205,7 +205,6 @@ pub async fn run_reporting(
             }
         })
     };
-    let extra = telemetry_routes;
     let (stop, mut stopped) = watch::channel(false);
     let signalled = async move {
         shutdown.await;
@@ -213,7 +212,7 @@ pub async fn run_reporting(
         // Past this, connections still open after the signal are abandoned, not waited for.
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let serve = admin::serve(listener, journal.clone(), extra, async move {
+    let serve = admin::serve(listener, journal.clone(), telemetry_routes, async move {
         let _ = stopped.wait_for(|s| *s).await;
     });
     tokio::select! {

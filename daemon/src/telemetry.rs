@@ -120,9 +120,11 @@ where
 /// Installs logging and tracing for the process. Called once, before the runtime starts; a
 /// second call (tests embedding the daemon) keeps the first subscriber.
 pub fn init(format: LogFormat) -> Telemetry {
-    let directives = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
-    let (filter, directives) = match directives.as_deref().map(EnvFilter::try_new) {
-        Some(Ok(f)) => (f, directives.unwrap_or_default()),
+    let requested = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let parsed = requested.as_deref().map(EnvFilter::try_new);
+    let unparsable = matches!(parsed, Some(Err(_)));
+    let (filter, directives) = match (parsed, requested) {
+        (Some(Ok(f)), Some(directives)) => (f, directives),
         // A bad RUST_LOG must not silence the daemon: fall back, and say so once logging works.
         _ => (EnvFilter::new(DEFAULT_FILTER), DEFAULT_FILTER.to_owned()),
     };
@@ -151,7 +153,7 @@ pub fn init(format: LogFormat) -> Telemetry {
         return Telemetry { provider: None };
     }
     let _ = LOG_CONTROL.set(LogControl { handle, current: std::sync::Arc::new(Mutex::new(directives.clone())) });
-    if std::env::var("RUST_LOG").is_ok_and(|v| !v.trim().is_empty() && EnvFilter::try_new(&v).is_err()) {
+    if unparsable {
         tracing::warn!(default = DEFAULT_FILTER, "RUST_LOG does not parse; using the default filter");
     }
     tracing::info!(filter = %directives, otlp = exporting, "telemetry configured");

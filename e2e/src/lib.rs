@@ -351,9 +351,7 @@ impl Env {
     /// Server-side applies every document of a multi-document YAML text (like `kubectl apply
     /// --server-side`), in order.
     pub async fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
-        let objects = routewarden_sandbox::demo::yaml_objects(yaml)?;
-        routewarden_sandbox::demo::apply_objects(&self.client, &objects, "e2e").await?;
-        Ok(())
+        apply_yaml(&self.client, yaml).await
     }
 
     pub fn gateways(&self, namespace: &str) -> Api<DynamicObject> {
@@ -431,6 +429,13 @@ impl Env {
             assert!(refused.is_empty(), "deploy/base's RBAC refused routewarden: {refused:#?}");
         }
     }
+}
+
+/// Server-side applies every document of a multi-document YAML text with `client`, in order.
+pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> anyhow::Result<()> {
+    let objects = routewarden_sandbox::demo::yaml_objects(yaml)?;
+    routewarden_sandbox::demo::apply_objects(client, &objects, "e2e").await?;
+    Ok(())
 }
 
 type DaemonTask = tokio::task::JoinHandle<Result<(), String>>;

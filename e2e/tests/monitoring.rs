@@ -99,13 +99,16 @@ async fn every_dashboard_query_returns_data_after_the_sandbox_demo() {
     azure.admin().set_faults(faults);
     sandbox.kube().faults().expire_next_watches(2);
     sandbox.kube().faults().close_watches();
-    let env = Applier { client: client.clone() };
-    env.apply(&http_gateway("app-a", "monitored-gw", None)).await;
+    apply_yaml(&client, &http_gateway("app-a", "monitored-gw", None)).await.unwrap();
     // The demo left only a namespaced ExternalDNS for Gateways labelled zone=c: publish this one
     // with a ClusterExternalDNS of its own.
-    env.apply(&routewarden_e2e::dns::cluster_dns("monitored-dns", &[routewarden_e2e::dns::zone_id()], None)).await;
+    apply_yaml(&client, &routewarden_e2e::dns::cluster_dns("monitored-dns", &[routewarden_e2e::dns::zone_id()], None))
+        .await
+        .unwrap();
     for i in 0..4 {
-        env.apply(&route("app-a", &format!("m{i}"), "monitored-gw", &[&format!("m{i}.example.com")], None)).await;
+        apply_yaml(&client, &route("app-a", &format!("m{i}"), "monitored-gw", &[&format!("m{i}.example.com")], None))
+            .await
+            .unwrap();
     }
     wait_for("the throttled records", Duration::from_secs(120), || async {
         let sets = azure.admin().list_record_sets(seed000::ZONE).ok()?;
@@ -132,17 +135,11 @@ async fn every_dashboard_query_returns_data_after_the_sandbox_demo() {
                     "httproutes",
                 ),
             );
-            let env = Applier { client };
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                env.apply(&route(
-                    "app-a",
-                    &format!("churn{i}"),
-                    "monitored-gw",
-                    &[&format!("churn{i}.example.com")],
-                    None,
-                ))
-                .await;
+                let churned =
+                    route("app-a", &format!("churn{i}"), "monitored-gw", &[&format!("churn{i}.example.com")], None);
+                apply_yaml(&client, &churned).await.unwrap();
                 if i > 0 {
                     let _ = routes.delete(&format!("churn{}", i - 1), &Default::default()).await;
                 }
@@ -174,16 +171,4 @@ async fn every_dashboard_query_returns_data_after_the_sandbox_demo() {
     assert!(checked >= 70, "the four dashboards have at least 70 panels and variables: {summary}");
     assert_eq!(summary, format!("{checked} checked: {checked} OK, 0 EMPTY, 0 ERROR"));
     sandbox.shutdown().await.unwrap();
-}
-
-/// Server-side apply of YAML documents against the sandbox.
-struct Applier {
-    client: kube::Client,
-}
-
-impl Applier {
-    async fn apply(&self, yaml: &str) {
-        let objects = demo::yaml_objects(yaml).unwrap();
-        demo::apply_objects(&self.client, &objects, "e2e").await.unwrap();
-    }
 }

@@ -262,8 +262,8 @@ impl Workers {
         self.limits.acquire(call, &zone.id, zone.private, id.client_id()).await
     }
 
-    /// One conditional PUT, once the buckets allow it (`Err(wait)` when the zone's is spent),
-    /// counted in the request metrics.
+    /// One conditional PUT, once the buckets allow it (`Err(wait)` when the zone's is spent).
+    /// Every request is counted by the Azure client's observer.
     async fn put_set(
         &self,
         id: &Principal,
@@ -274,8 +274,7 @@ impl Workers {
         precondition: &Precondition,
     ) -> Result<Result<String, AzureError>, Duration> {
         self.tokens(Call::Write, zone, id).await?;
-        let written = self.azure.put_record_set(id, zone, name, kind, set, precondition).await;
-        Ok(written)
+        Ok(self.azure.put_record_set(id, zone, name, kind, set, precondition).await)
     }
 
     /// One conditional DELETE, like [`Workers::put_set`].
@@ -288,11 +287,10 @@ impl Workers {
         etag: &str,
     ) -> Result<Result<(), AzureError>, Duration> {
         self.tokens(Call::Delete, zone, id).await?;
-        let deleted = self.azure.delete_record_set(id, zone, name, kind, etag).await;
-        Ok(deleted)
+        Ok(self.azure.delete_record_set(id, zone, name, kind, etag).await)
     }
 
-    /// One GET, counted. Reads have no zone bucket, so they are never deferred: they wait for the
+    /// One GET. Reads have no zone bucket, so they are never deferred: they wait for the
     /// subscription's token only.
     async fn get_set(
         &self,
