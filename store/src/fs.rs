@@ -85,14 +85,25 @@ impl DirLock {
             .mode(FILE_MODE)
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(Error::Locked { dir: dir.to_path_buf(), pid: holder.trim().parse().ok() });
+        // A lock that names this very process is a passing one: a child this process just forked
+        // shares the lock file's descriptor until it execs, so a journal closed and reopened at
+        // that moment still finds it held. It is waited out briefly; another holder fails at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut holder);
+                    let pid = holder.trim().parse().ok();
+                    if pid != Some(std::process::id()) || std::time::Instant::now() >= deadline {
+                        return Err(Error::Locked { dir: dir.to_path_buf(), pid });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
         }
         file.set_len(0).map_err(|e| Error::io("write lock file", &path, e))?;
         file.rewind().map_err(|e| Error::io("write lock file", &path, e))?;

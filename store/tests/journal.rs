@@ -277,6 +277,20 @@ fn a_second_opener_gets_a_clear_error_naming_the_holder() {
 }
 
 #[test]
+fn a_lock_this_process_is_letting_go_of_is_waited_for() {
+    // As when a child forked by another thread still shares the lock file until it execs.
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(first);
+    });
+    let second = RawJournal::open(dir.path(), Options::default());
+    release.join().unwrap();
+    assert!(second.is_ok(), "{:?}", second.err());
+}
+
+#[test]
 fn a_journal_from_a_newer_schema_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     {
