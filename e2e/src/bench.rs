@@ -1,7 +1,8 @@
-//! What the benchmarks share: latency histograms and their quantiles, the report they print (one
-//! table of metric, value, target / must and verdict, then notes and phase times), the verdict
-//! rules (a missed target is shown, a missed must fails the run), each phase on a runtime of its
-//! own, and the machine and process figures at the top.
+//! What the benchmark report shares: latency histograms and their quantiles, the report it
+//! prints (one table of metric, routewarden's value, the anchor's value, their ratio, target /
+//! must and verdict, then notes and phase times), the verdict rules (a missed target is shown, a
+//! missed must fails the run), each phase on a runtime of its own, the emulated Azure latency, and
+//! the machine and process figures.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use hdrhistogram::Histogram;
@@ -55,10 +56,52 @@ pub fn must(ok: bool) -> Verdict {
     if ok { Verdict::Pass } else { Verdict::MustFail }
 }
 
+/// The system routewarden replaces, on one row: its figure, and how many times ours it is.
+#[derive(Debug, Clone, Default)]
+pub struct Anchor {
+    pub value: String,
+    pub ratio: String,
+}
+
+impl Anchor {
+    /// A row the anchor has no figure for, and why.
+    pub fn none(why: impl Into<String>) -> Self {
+        Anchor { value: why.into(), ratio: "—".into() }
+    }
+
+    /// `value`, with the ratio `anchor ÷ ours` (lower is better for both).
+    pub fn vs(value: impl Into<String>, anchor: f64, ours: f64) -> Self {
+        let ratio = match (anchor, ours) {
+            (a, o) if a == o => "1×".into(),
+            (_, o) if o <= 0.0 => "∞".into(),
+            (a, o) if a / o >= 10.0 => format!("{:.0}×", a / o),
+            (a, o) => format!("{:.1}×", a / o),
+        };
+        Anchor { value: value.into(), ratio }
+    }
+
+    /// The anchor's latency quantiles beside ours, the ratio at p50 and at p99.
+    pub fn quantiles(anchor: &Histogram<u64>, ours: &Histogram<u64>) -> Self {
+        let at = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64;
+        let q = |v: u64| human(Duration::from_micros(v));
+        let ratio = |p: f64| Anchor::vs("", at(anchor, p), at(ours, p).max(1.0)).ratio;
+        Anchor {
+            value: format!(
+                "p50 {}  p99 {}  max {}",
+                q(anchor.value_at_quantile(0.5)),
+                q(anchor.value_at_quantile(0.99)),
+                q(anchor.max())
+            ),
+            ratio: format!("p50 {}, p99 {}", ratio(0.5), ratio(0.99)),
+        }
+    }
+}
+
 /// The rows, notes and phase times a benchmark prints.
 #[derive(Debug, Default)]
 pub struct Report {
-    pub rows: Vec<[String; 4]>,
+    /// metric, routewarden, anchor, anchor ÷ routewarden, target / must, verdict.
+    pub rows: Vec<[String; 6]>,
     pub notes: Vec<String>,
     pub phases: Vec<(String, Duration)>,
     pub failed: bool,
@@ -66,13 +109,26 @@ pub struct Report {
 
 impl Report {
     pub fn row(&mut self, metric: impl Into<String>, value: impl Into<String>, target: impl Into<String>, v: Verdict) {
+        self.compare(metric, value, Anchor::none(""), target, v);
+    }
+
+    /// A row with the anchor's figure beside ours.
+    pub fn compare(
+        &mut self,
+        metric: impl Into<String>,
+        value: impl Into<String>,
+        anchor: Anchor,
+        target: impl Into<String>,
+        v: Verdict,
+    ) {
         self.failed |= v == Verdict::MustFail;
         let verdict = match v {
             Verdict::Pass => "PASS",
             Verdict::Fail | Verdict::MustFail => "FAIL",
             Verdict::Info => "—",
         };
-        self.rows.push([metric.into(), value.into(), target.into(), verdict.into()]);
+        let ratio = if anchor.value.is_empty() { String::new() } else { anchor.ratio };
+        self.rows.push([metric.into(), value.into(), anchor.value, ratio, target.into(), verdict.into()]);
     }
 
     /// Records how long a phase took, from `since`, and starts the next one.
@@ -86,7 +142,14 @@ impl Report {
     /// must failed.
     pub fn finish(&self, started: Instant) {
         let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(["metric", "value", "target / must", "verdict"]);
+        table.load_preset(UTF8_FULL_CONDENSED).set_header([
+            "metric",
+            "routewarden",
+            "AKS operator (model)",
+            "AKS ÷ ours",
+            "target / must",
+            "verdict",
+        ]);
         for row in &self.rows {
             table.add_row(row);
         }
@@ -136,4 +199,135 @@ pub fn machine() -> String {
         Some(format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0)))
     });
     format!("machine: {cores} cores, {} memory", memory.unwrap_or_else(|| "unknown".into()))
+}
+
+/// Latency the emulated Azure adds to each call: fixed plus uniform jitter, in the range Azure's
+/// public endpoints answer from inside the region (assumed, not measured here: this machine
+/// reaches no Azure). Record-set writes are the slowest; token exchanges and Key Vault reads fast.
+pub fn azure_latency() -> Vec<routewarden_sandbox_azure::LatencyRule> {
+    let rule = |service: &str, operation: Option<&str>, fixed_ms, jitter_ms| routewarden_sandbox_azure::LatencyRule {
+        service: Some(service.into()),
+        operation: operation.map(Into::into),
+        fixed_ms,
+        jitter_ms,
+    };
+    vec![
+        rule("arm", Some("RecordSets_CreateOrUpdate"), 120, 80),
+        rule("arm", Some("RecordSets_Update"), 120, 80),
+        rule("arm", Some("RecordSets_Delete"), 120, 80),
+        rule("arm", None, 40, 40),
+        rule("keyvault", None, 15, 20),
+        rule("entra", None, 60, 40),
+        rule("imds", None, 5, 5),
+    ]
+}
+
+/// The mean latency [`azure_latency`] adds to `service`'s `operation`.
+pub fn mean_latency(service: &str, operation: &str) -> Duration {
+    azure_latency()
+        .iter()
+        .find(|r| {
+            r.service.as_deref().is_none_or(|s| s == service) && r.operation.as_deref().is_none_or(|o| o == operation)
+        })
+        .map_or(Duration::ZERO, |r| Duration::from_micros(r.fixed_ms * 1000 + r.jitter_ms * 500))
+}
+
+/// CPU time and peak memory of a process, from `/proc/PID`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessStats {
+    pub cpu: Duration,
+    /// Peak resident set (VmHWM), bytes.
+    pub peak: u64,
+}
+
+impl ProcessStats {
+    pub fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 (1-based, command name = 2), in USER_HZ = 100 ticks.
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: u64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(ProcessStats { cpu: Duration::from_millis(ticks * 10), peak: kb * 1024 })
+    }
+}
+
+/// The `q` quantile of a Prometheus histogram in `/metrics` text (summed over its series),
+/// interpolated within the bucket as `histogram_quantile` does; with the count and the mean.
+pub fn histogram_quantile(text: &str, name: &str, q: f64) -> Option<(f64, u64, f64)> {
+    let mut buckets: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
+    let (mut sum, mut count) = (0.0, 0.0);
+    for line in text.lines().filter(|l| l.starts_with(name)) {
+        let (series, value) = line.split_once(' ')?;
+        let value: f64 = value.split_whitespace().next()?.parse().ok()?;
+        if series.starts_with(&format!("{name}_bucket")) {
+            let le = series.split("le=\"").nth(1)?.split('"').next()?;
+            let le: f64 = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            buckets.entry(le.to_bits()).or_insert((le, 0.0)).1 += value;
+        } else if series.starts_with(&format!("{name}_sum")) {
+            sum += value;
+        } else if series.starts_with(&format!("{name}_count")) {
+            count += value;
+        }
+    }
+    let mut ordered: Vec<(f64, f64)> = buckets.into_values().collect();
+    ordered.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let rank = q * count;
+    let mut below = (0.0, 0.0);
+    for (le, cumulative) in ordered {
+        if cumulative >= rank && count > 0.0 {
+            let value = if le.is_infinite() {
+                below.0
+            } else {
+                below.0 + (le - below.0) * (rank - below.1) / (cumulative - below.1).max(f64::MIN_POSITIVE)
+            };
+            return Some((value, count as u64, sum / count));
+        }
+        below = (le, cumulative);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quantile_is_interpolated_within_its_bucket_over_all_series() {
+        let text = "\
+x_bucket{kind=\"a\",le=\"0.001\"} 10
+x_bucket{kind=\"a\",le=\"0.002\"} 20
+x_bucket{kind=\"a\",le=\"+Inf\"} 20
+x_bucket{kind=\"b\",le=\"0.001\"} 0
+x_bucket{kind=\"b\",le=\"0.002\"} 20
+x_bucket{kind=\"b\",le=\"+Inf\"} 20
+x_sum{kind=\"a\"} 0.03
+x_count{kind=\"a\"} 20
+x_sum{kind=\"b\"} 0.03
+x_count{kind=\"b\"} 20
+";
+        let (p50, count, mean) = histogram_quantile(text, "x", 0.5).unwrap();
+        assert_eq!(count, 40);
+        assert!((mean - 0.0015).abs() < 1e-12, "{mean}");
+        // 10 of 40 are ≤ 1 ms, all 40 ≤ 2 ms: the 20th lies a third of the way into (1, 2] ms.
+        assert!((p50 - (0.001 + 0.001 * 10.0 / 30.0)).abs() < 1e-12, "{p50}");
+        let (p99, ..) = histogram_quantile(text, "x", 0.99).unwrap();
+        assert!(p99 <= 0.002 && p99 > 0.0019, "{p99}");
+        assert!(histogram_quantile(text, "y", 0.5).is_none());
+    }
+
+    #[test]
+    fn a_ratio_reads_as_how_many_times_ours_the_anchor_is() {
+        assert_eq!(Anchor::vs("", 90.0, 1.5).ratio, "60×");
+        assert_eq!(Anchor::vs("", 3.0, 2.0).ratio, "1.5×");
+        assert_eq!(Anchor::vs("", 4.0, 0.0).ratio, "∞");
+        assert_eq!(Anchor::vs("", 0.0, 0.0).ratio, "1×");
+    }
+
+    #[test]
+    fn the_mean_latency_is_the_first_matching_rule() {
+        assert_eq!(mean_latency("arm", "RecordSets_CreateOrUpdate"), Duration::from_millis(160));
+        assert_eq!(mean_latency("arm", "RecordSets_ListAllByDnsZone"), Duration::from_millis(60));
+    }
 }

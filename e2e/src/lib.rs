@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod anchor;
 pub mod bench;
 pub mod dns;
 

@@ -1,54 +1,63 @@
-//! DNS benchmark: `cargo bench -p routewarden-e2e --bench dns` runs the daemon in-process against
-//! the sandbox's Kubernetes API server and local Azure, and prints one table (metric, value,
-//! target / must, verdict) followed by the Azure calls behind its counts. It exits non-zero when a
-//! must fails; a missed target shows FAIL without failing the run.
+//! The DNS scenarios of the benchmark report. The daemon runs against the sandbox's Kubernetes
+//! API server and local Azure; every time is taken from local Azure's record-set feed
+//! ([`routewarden_sandbox_azure::Admin::watch_record_sets`]): each write that changed a zone,
+//! stamped by the sandbox while it held the zone, so nothing is polled and the stamp is the moment
+//! a client could first have read the record set. Every Azure count is local Azure's own call
+//! counter.
 //!
-//! Every time is taken from local Azure's record-set feed ([`routewarden_sandbox_azure::Admin::watch_record_sets`]):
-//! each write that changed a zone, stamped by the sandbox while it held the zone, so nothing is
-//! polled and the stamp is the moment a client could first have read the record set. Every Azure
-//! count is local Azure's own call counter.
-//!
-//! Local Azure enforces Azure's documented rate limits, with every refill period divided by
-//! [`SCALE`] so the cold start takes minutes instead of a quarter of an hour; the daemon is told
-//! the same scaled limits through its token-bucket flags ([`DAEMON_LIMIT_FLAGS`]).
+//! Local Azure adds [`azure_latency`] to every call and enforces Azure's documented rate limits,
+//! with every refill period divided by [`SCALE`] so the cold start takes minutes instead of a
+//! quarter of an hour; the daemon is told the same scaled limits through its token-bucket flags
+//! ([`DAEMON_LIMIT_FLAGS`]). The anchor column is the AKS operator's managed external-dns
+//! ([`routewarden_e2e::anchor`]) under the same latency and the same scaled limits, fed the same
+//! moments at which routes became `Accepted`; its latencies pool 12 placements of its 3-minute
+//! sync schedule.
 //!
 //! Rows:
 //!
-//! - **route applied → record set visible**: seed scenario, daemon running, a Gateway `bench-gw`
-//!   (class `approuting-istio`, one HTTP listener, routes from its own namespace) with an address,
-//!   a ClusterExternalDNS over the seed zone `example.com`. 1,000 HTTPRoutes, `r<i>.example.com`,
-//!   are applied one every 50 ms; per route, from the apply returning to its A record set
-//!   existing with the Gateway's address. It includes the sandbox's Gateway controller accepting
-//!   the route (the `Accepted` condition the daemon waits for), as on AKS it includes Istio's;
-//!   a watch on the HTTPRoutes gives the moment each is first seen `Accepted`, and the row under
-//!   it is timed from there: routewarden's share.
+//! - **route applied → record set visible, 1,000**: seed scenario, daemon running, a Gateway
+//!   `bench-gw` (class `approuting-istio`, one HTTP listener, routes from its own namespace) with
+//!   an address, a ClusterExternalDNS over the seed zone `example.com`. 1,000 HTTPRoutes,
+//!   `r<i>.example.com`, are applied one every 50 ms; per route, from the apply returning to its A
+//!   record set existing with the Gateway's address. It includes the sandbox's Gateway controller
+//!   accepting the route (the `Accepted` condition both systems wait for), as on AKS it includes
+//!   Istio's.
 //! - **ARM writes per change** (must): with the 1,000 published and nothing in flight, one route's
-//!   hostname changes (a create and a delete: 2 record sets change) and one route is deleted (1
-//!   record set); every ARM record-set call until things are quiet for 3 s is counted. Exactly one
-//!   per changed record set (a renamed route's old name is no longer asked for, so it is deleted at
-//!   once; the hold-down is for sources that merely lost their address).
+//!   hostname changes (2 record sets) and one route is deleted (1 record set); every ARM
+//!   record-set call until things are quiet for 3 s is counted. Exactly one per changed record set.
 //! - **steady state** (must): 60 s with nothing changing: no ARM write at all; the list calls
 //!   (zone verification) are extrapolated to an hour.
-//! - **cold start**: a scenario with 7 more public zones in the seed resource group, DNS Zone
-//!   Contributor on each for the seed identity, a ClusterExternalDNS over all 7, and 10,000
-//!   HTTPRoutes (route i in zone i mod 7), all accepted before the daemon starts; daemon start →
-//!   all 10,000 record sets present. Compared with the floor the rate limits impose: for each
-//!   bucket, (calls − burst) / refill rate, the largest of them. With the 429s received and the
-//!   peak memory (VmHWM) of this process — daemon, Kubernetes API server and local Azure together
-//!   — reset just before the daemon starts.
+//! - **cold start**: 7 more public zones in the seed resource group, DNS Zone Contributor on each
+//!   for the seed identity, a ClusterExternalDNS over all 7, and 10,000 HTTPRoutes (route i in
+//!   zone i mod 7), all accepted before the daemon starts. The daemon runs as its own process
+//!   (`routewarden-child`), so its CPU time and peak memory are its own. Daemon start → all
+//!   10,000 record sets present, against the floor the rate limits impose: for each bucket,
+//!   (calls − burst) / refill rate, the largest of them.
+//! - **route applied → record set visible, 10,000**: then 1,000 more routes over the 7 zones, one
+//!   every 50 ms, timed as above.
+//! - **CPU, memory, journal**: the daemon's CPU seconds per 1,000 routes over the cold start, its
+//!   peak resident memory, and its journal commit latency (from its own
+//!   `routewarden_journal_commit_duration_seconds` histogram, interpolated within buckets).
+//! - **steady state at 10,000**: 60 s with nothing changing, Azure calls per hour.
+//! - **restart, nothing changed**: SIGTERM, then a new process on the same journal: time to
+//!   `/readyz`, and ARM writes until every zone has been verified and 5 s have been quiet (must 0).
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use routewarden_e2e::anchor::{self, Change, ExternalDns};
 use routewarden_e2e::bench::{
-    Report, Verdict, histogram, human, machine, mib, must, phase, proc_status, quantiles, record, target,
+    Anchor, ProcessStats, Report, Verdict, azure_latency, histogram, histogram_quantile, human, mean_latency, mib,
+    must, quantiles, record, target,
 };
 use routewarden_e2e::{Env, Options, seed000};
 use routewarden_sandbox_azure::scenario::{RoleAssignmentSpec, ZoneKind, ZoneSpec};
 use routewarden_sandbox_azure::{Bucket, CallCounter, RateLimits, RecordSetChange, Scenario};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -85,6 +94,54 @@ const DAEMON_LIMIT_FLAGS: &[(&str, BucketOf)] = &[
     ("--public-zone-list-limit", |l| l.public_zone_lists),
     ("--private-zone-list-limit", |l| l.private_zone_lists),
 ];
+
+/// Sync schedules of the anchor whose latencies are pooled.
+const ANCHOR_OFFSETS: u32 = 12;
+
+/// The AKS operator's external-dns under the emulated latency and the scaled limits.
+fn anchor_model() -> ExternalDns {
+    ExternalDns::aks(
+        mean_latency("arm", "RecordSets_ListByDnsZone"),
+        mean_latency("arm", "RecordSets_CreateOrUpdate"),
+        scaled_limits(),
+    )
+}
+
+/// The anchor's latencies for routes applied at `applied`, accepted at `accepted` (when seen),
+/// into zones `zones[i]` that hold `record_sets` record sets; the time to `Accepted` is added to
+/// the model's, as it is part of ours.
+fn anchor_latencies(
+    record_sets: &[usize],
+    zones: &[usize],
+    applied: &[Instant],
+    accepted: &[Option<Instant>],
+) -> hdrhistogram::Histogram<u64> {
+    let t0 = applied.first().copied().unwrap_or_else(Instant::now);
+    let changes: Vec<Change> = applied
+        .iter()
+        .zip(accepted)
+        .zip(zones)
+        .map(|((a, acc), &zone)| Change { zone, ready: acc.unwrap_or(*a).saturating_duration_since(t0) })
+        .collect();
+    let until = changes.iter().map(|c| c.ready).max().unwrap_or_default() + Duration::from_secs(3600);
+    let mut h = histogram();
+    for (i, latency) in anchor_model().latencies(record_sets, &changes, ANCHOR_OFFSETS, until) {
+        let to_accepted = accepted[i].map_or(Duration::ZERO, |acc| acc.saturating_duration_since(applied[i]));
+        record(&mut h, latency + to_accepted);
+    }
+    h
+}
+
+/// The seed scenario's record sets are the apex SOA and NS only.
+fn seed_zone_record_sets() -> usize {
+    anchor::APEX_RECORD_SETS
+}
+
+/// Local Azure: the emulated latency and the scaled limits.
+fn emulate(scenario: &mut Scenario) {
+    scenario.faults.rate_limits = scaled_limits();
+    scenario.faults.latency = azure_latency();
+}
 
 /// Azure's documented limits with every refill period divided by [`SCALE`].
 fn scaled_limits() -> RateLimits {
@@ -417,18 +474,88 @@ impl AcceptedLog {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The report.
+/// The rows of one latency run: ours and the anchor's, route applied → record set visible, and
+/// ours from `Accepted`.
+#[allow(clippy::too_many_arguments)]
+fn latency_rows(
+    report: &mut Report,
+    what: &str,
+    records: &Records,
+    accepted_log: &AcceptedLog,
+    names: &[String],
+    applied: &[Instant],
+    zone_of: impl Fn(usize) -> usize,
+    zones: &[String],
+    targets: &[String],
+    record_sets: &[usize],
+) -> anyhow::Result<()> {
+    let (mut h, mut to_accepted, mut from_accepted) = (histogram(), histogram(), histogram());
+    let mut accepted = Vec::with_capacity(names.len());
+    for (i, (name, at)) in names.iter().zip(applied).enumerate() {
+        let seen = records.first_with(&zones[zone_of(i)], name, Some(targets)).context("a record set seen")?;
+        record(&mut h, seen.saturating_duration_since(*at));
+        let when = accepted_log.get(name);
+        if let Some(when) = when {
+            record(&mut to_accepted, when.saturating_duration_since(*at));
+            record(&mut from_accepted, seen.saturating_duration_since(when));
+        }
+        accepted.push(when);
+    }
+    let zone_index: Vec<usize> = (0..names.len()).map(&zone_of).collect();
+    let theirs = anchor_latencies(record_sets, &zone_index, applied, &accepted);
+    report.compare(
+        format!("route applied → record set visible ({what}, one per {APPLY_EVERY:?})"),
+        quantiles(&h),
+        Anchor::quantiles(&theirs, &h),
+        "report",
+        Verdict::Info,
+    );
+    report.row(
+        "  of which: route Accepted (watch) → record set visible",
+        quantiles(&from_accepted),
+        "report",
+        Verdict::Info,
+    );
+    report.notes.push(format!(
+        "{what}: route applied → Accepted by the sandbox Gateway controller (seen by a watch): {}",
+        quantiles(&to_accepted)
+    ));
+    Ok(())
+}
+
+/// The steady-state list calls per hour, ours (extrapolated from the calls counted) and the
+/// anchor's (a full sync every interval over zones of `record_sets`).
+fn steady_rows(report: &mut Report, calls: &CallCounter, what: &str, record_sets: &[usize]) {
+    let lists = arm_lists(calls);
+    let per_hour = lists as f64 * 3600.0 / STEADY_WINDOW.as_secs_f64();
+    let model = anchor_model();
+    let theirs = model.syncs_per_hour() * ExternalDns::reads_per_sync(record_sets) as f64;
+    report.compare(
+        format!("steady state: ARM reads per hour ({what}; extrapolated)"),
+        format!("{per_hour:.0}  ({lists} list calls in {} s)", STEADY_WINDOW.as_secs()),
+        Anchor::vs(
+            format!(
+                "{theirs:.0}  ({} syncs × {} pages)",
+                model.syncs_per_hour(),
+                ExternalDns::reads_per_sync(record_sets)
+            ),
+            theirs,
+            per_hour,
+        ),
+        "report",
+        Verdict::Info,
+    );
+}
 
 // ---------------------------------------------------------------------------------------------
 // Phases.
 
 /// The first rows: 1,000 routes applied one by one into the seed zone, then single changes,
 /// then a quiet minute.
-async fn incremental(report: &mut Report) -> anyhow::Result<()> {
+pub async fn incremental(report: &mut Report) -> anyhow::Result<()> {
     let mut since = Instant::now();
     let mut scenario = Scenario::seed000();
-    scenario.faults.rate_limits = scaled_limits();
+    emulate(&mut scenario);
     let daemon_flags = daemon_limit_flags(report);
     let env = Env::start(Options { scenario: Some(scenario), daemon_flags, ..Options::default() }).await?;
     env.apply_yaml(NAMESPACES).await?;
@@ -455,37 +582,29 @@ async fn incremental(report: &mut Report) -> anyhow::Result<()> {
     records
         .wait("every route's record set", SYNC_TIMEOUT, |r| names.iter().all(|n| r.holds(&zone, n, &targets)))
         .await?;
-    let (mut h, mut to_accepted, mut from_accepted) = (histogram(), histogram(), histogram());
-    for (name, at) in names.iter().zip(&applied) {
-        let seen = records.first_with(&zone, name, Some(&targets)).context("a record set seen")?;
-        record(&mut h, seen.saturating_duration_since(*at));
-        if let Some(accepted) = accepted_log.get(name) {
-            record(&mut to_accepted, accepted.saturating_duration_since(*at));
-            record(&mut from_accepted, seen.saturating_duration_since(accepted));
-        }
-    }
+    latency_rows(
+        report,
+        &format!("{ROUTES} routes"),
+        &records,
+        &accepted_log,
+        &names,
+        &applied,
+        |_| 0,
+        std::slice::from_ref(&zone),
+        &targets,
+        &[seed_zone_record_sets()],
+    )?;
     drop(accepted_log);
-    report.row(
-        format!("route applied → record set visible ({ROUTES} routes, one per {APPLY_EVERY:?})"),
-        quantiles(&h),
-        "report",
-        Verdict::Info,
-    );
-    report.row(
-        "  of which: route Accepted (watch) → record set visible",
-        quantiles(&from_accepted),
-        "report",
-        Verdict::Info,
-    );
-    report.notes.push(format!(
-        "route applied → Accepted by the sandbox Gateway controller (seen by a watch): {}",
-        quantiles(&to_accepted)
-    ));
     quiet(&calls, SYNC_TIMEOUT).await?;
     let writes = arm_writes(&calls);
-    report.row(
+    report.compare(
         format!("ARM writes to publish {ROUTES} routes"),
         format!("{writes}  ({} throttled)", arm_count(&calls, 429)),
+        Anchor::vs(
+            format!("{}  (a record and its TXT each)", anchor::WRITES_PER_HOSTNAME * ROUTES as u64),
+            (anchor::WRITES_PER_HOSTNAME * ROUTES as u64) as f64,
+            writes as f64,
+        ),
         format!("{ROUTES} (one per record set)"),
         target(writes == ROUTES as u64),
     );
@@ -508,12 +627,18 @@ async fn incremental(report: &mut Report) -> anyhow::Result<()> {
         .unwrap_or(changed);
     quiet(&calls, SYNC_TIMEOUT).await?;
     let (puts, deletes) = (calls.total("arm", "RecordSets_CreateOrUpdate"), calls.total("arm", "RecordSets_Delete"));
-    report.row(
+    let full_sync = ExternalDns::reads_per_sync(&[seed_zone_record_sets() + 2 * ROUTES]);
+    report.compare(
         "ARM writes: one route's hostname changed (2 record sets)",
         format!(
             "{}  ({puts} CreateOrUpdate, {deletes} Delete; both done {} after the apply)",
             arm_writes(&calls),
             human(visible.saturating_duration_since(changed))
+        ),
+        Anchor::vs(
+            format!("4  (record and TXT created, record and TXT deleted; in the next sync, {full_sync} reads)"),
+            4.0,
+            arm_writes(&calls) as f64,
         ),
         "must: 2 (1 CreateOrUpdate, 1 Delete)",
         must(puts == 1 && deletes == 1 && arm_writes(&calls) == 2),
@@ -528,13 +653,14 @@ async fn incremental(report: &mut Report) -> anyhow::Result<()> {
     let gone = records.first_with(&zone, "r1", None).unwrap_or(changed);
     quiet(&calls, SYNC_TIMEOUT).await?;
     let deletes = calls.total("arm", "RecordSets_Delete");
-    report.row(
+    report.compare(
         "ARM writes: one route deleted (1 record set)",
         format!(
             "{}  ({deletes} Delete; done {} after the delete)",
             arm_writes(&calls),
             human(gone.saturating_duration_since(changed))
         ),
+        Anchor::vs("2  (record and TXT)", 2.0, arm_writes(&calls) as f64),
         "must: 1 (1 Delete)",
         must(deletes == 1 && arm_writes(&calls) == 1),
     );
@@ -546,20 +672,15 @@ async fn incremental(report: &mut Report) -> anyhow::Result<()> {
     let writes_before = records.writes;
     tokio::time::sleep(STEADY_WINDOW).await;
     records.drain();
-    let (writes, lists) = (arm_writes(&calls), arm_lists(&calls));
-    report.row(
+    let writes = arm_writes(&calls);
+    report.compare(
         format!("steady state: ARM writes in {} s, nothing changing", STEADY_WINDOW.as_secs()),
         format!("{writes}  (record sets changed: {})", records.writes - writes_before),
+        Anchor::vs("0", 0.0, writes as f64),
         "must: 0",
         must(writes == 0 && records.writes == writes_before),
     );
-    let per_hour = lists as f64 * 3600.0 / STEADY_WINDOW.as_secs_f64();
-    report.row(
-        "steady state: ARM list calls per hour (verification; extrapolated)",
-        format!("{per_hour:.0}  ({lists} in {} s, 1 zone, {} record sets)", STEADY_WINDOW.as_secs(), ROUTES),
-        "report",
-        Verdict::Info,
-    );
+    steady_rows(report, &calls, &format!("1 zone, {ROUTES} record sets"), &[seed_zone_record_sets() + 2 * ROUTES]);
     report.notes.push(format!("steady state, Azure calls: {}", azure_calls(&calls)));
     report.phase("incremental: steady state", &mut since);
     env.shutdown().await;
@@ -574,7 +695,7 @@ fn cold_zone(n: usize) -> String {
 /// for the seed identity, under the scaled rate limits.
 fn cold_scenario() -> anyhow::Result<Scenario> {
     let mut s = Scenario::seed000();
-    s.faults.rate_limits = scaled_limits();
+    emulate(&mut s);
     let rg = s
         .tenants
         .first_mut()
@@ -618,11 +739,66 @@ async fn all_accepted(env: &Env, n: usize) -> anyhow::Result<()> {
     .await
 }
 
-/// The last rows: 10,000 routes over 7 zones, all there before the daemon starts.
-async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
+/// `routewarden run` for `env` as its own process on `journal`, serving `/metrics` and `/readyz`
+/// on `port` and logging warnings to `log`.
+fn spawn_daemon(env: &Env, journal: &Path, port: u16, log: &Path) -> anyhow::Result<Child> {
+    let mut args = env.daemon_args_for(journal);
+    let at = args.iter().position(|a| a == "--metrics-addr").context("the daemon's --metrics-addr")?;
+    args[at + 1] = format!("127.0.0.1:{port}");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    Ok(std::process::Command::new(env!("CARGO_BIN_EXE_routewarden-child"))
+        .args(&args[1..])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?)
+}
+
+/// A free loopback port.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until `/readyz` on `port` answers 200.
+async fn ready(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    routewarden_e2e::wait_for("the daemon's /readyz", timeout, || async {
+        reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await
+}
+
+/// SIGTERM, then waits for the process to exit.
+async fn terminate(child: &mut Child) -> anyhow::Result<()> {
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            child.kill()?;
+            bail!("the daemon did not stop within {SYNC_TIMEOUT:?} of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The child daemon, killed if a phase ends early.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The last rows: 10,000 routes over 7 zones, all there before the daemon starts; then 1,000
+/// more, a quiet minute, and a restart.
+pub async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
     let mut since = Instant::now();
     let daemon_flags = daemon_limit_flags(report);
-    let mut env =
+    let env =
         Env::start(Options { scenario: Some(cold_scenario()?), daemon: false, daemon_flags, ..Options::default() })
             .await?;
     env.apply_yaml(NAMESPACES).await?;
@@ -643,15 +819,13 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
     all_accepted(&env, COLD_ROUTES).await?;
     report.phase("cold start: wait for the Gateway controller", &mut since);
 
-    let before = proc_status("VmRSS");
-    // Writing 5 to clear_refs resets this process's peak RSS (VmHWM) to its current RSS.
-    let reset_peak = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let calls = env.azure.calls();
     calls.reset();
     let mut records = Records::new(env.azure.admin().watch_record_sets());
-    eprintln!("starting the daemon");
+    let (journal, log, port) = (env.journal_dir(), env.dir.path().join("daemon.log"), free_port()?);
+    eprintln!("starting the daemon (log: {})", log.display());
     let started = Instant::now();
-    env.start_daemon().await?;
+    let mut daemon = ChildGuard(spawn_daemon(&env, &journal, port, &log)?);
     let mut progress = Instant::now();
     let outcome = records
         .wait("every record set", COLD_TIMEOUT, |r| {
@@ -669,6 +843,7 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
             present == wanted.len()
         })
         .await;
+    let cold = ProcessStats::of(daemon.0.id()).unwrap_or_default();
     let mut seen: Vec<Instant> = wanted.iter().filter_map(|(z, n)| records.first_with(z, n, Some(&targets))).collect();
     seen.sort();
     let at = |fraction: f64| {
@@ -680,12 +855,33 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
     let (scaled_floor, bucket) = floor(&scaled_limits(), &per_zone);
     let (documented_floor, _) = floor(&RateLimits::default(), &per_zone);
     let elapsed = seen.last().filter(|_| outcome.is_ok()).map(|t| t.saturating_duration_since(started));
-    report.row(
+    let all_at_once: Vec<Change> =
+        (0..COLD_ROUTES).map(|i| Change { zone: i % COLD_ZONES, ready: Duration::ZERO }).collect();
+    let empty = vec![anchor::APEX_RECORD_SETS; COLD_ZONES];
+    let theirs = anchor_model().run(&empty, &all_at_once, Duration::ZERO, Duration::from_secs(24 * 3600));
+    let their_time = theirs.all_visible().unwrap_or_default();
+    let mut documented = anchor_model();
+    documented.limits = RateLimits::default();
+    let their_documented = documented
+        .run(&empty, &all_at_once, Duration::ZERO, Duration::from_secs(48 * 3600))
+        .all_visible()
+        .unwrap_or_default();
+    report.compare(
         format!("cold start: daemon start → {COLD_ROUTES} record sets in {COLD_ZONES} zones"),
         match elapsed {
             Some(e) => format!("{}  ({:.1} × floor)", human(e), e.as_secs_f64() / scaled_floor.as_secs_f64()),
             None => format!("{} of {COLD_ROUTES} after {}", seen.len(), human(COLD_TIMEOUT)),
         },
+        Anchor::vs(
+            format!(
+                "{}  ({} writes, one at a time; {} at the documented limits)",
+                human(their_time),
+                theirs.writes,
+                human(their_documented)
+            ),
+            their_time.as_secs_f64(),
+            elapsed.unwrap_or(COLD_TIMEOUT).as_secs_f64(),
+        ),
         format!(
             "report; floor {} at limits ÷{SCALE} ({bucket}), {} at the documented limits",
             human(scaled_floor),
@@ -718,9 +914,10 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
         .collect();
     report.notes.push(format!("cold start, first → last record set per zone: {}", timeline.join(", ")));
     let writes = arm_writes(&calls);
-    report.row(
+    report.compare(
         "cold start: ARM writes",
         format!("{writes}  (record sets changed {} times)", records.writes),
+        Anchor::vs(theirs.writes.to_string(), theirs.writes as f64, writes as f64),
         format!("{COLD_ROUTES} (one per record set)"),
         target(writes == COLD_ROUTES as u64),
     );
@@ -731,37 +928,156 @@ async fn cold_start(report: &mut Report) -> anyhow::Result<()> {
         "0 (the daemon paces itself)",
         target(throttled == 0),
     );
-    let peak = proc_status("VmHWM");
-    report.row(
-        "cold start: peak memory (VmHWM; daemon + API server + local Azure)",
-        format!("{}  (RSS before the daemon started: {})", mib(peak), mib(before)),
-        if reset_peak { "report (peak reset at daemon start)" } else { "report (peak since process start)" },
+    report.compare(
+        "daemon CPU per 1,000 routes (cold start, start-up included)",
+        format!(
+            "{:.2} s  ({:.1} s for {COLD_ROUTES})",
+            cold.cpu.as_secs_f64() * 1000.0 / COLD_ROUTES as f64,
+            cold.cpu.as_secs_f64()
+        ),
+        Anchor::none("not documented (pod requests 100m CPU)"),
+        "report",
         Verdict::Info,
     );
     report.notes.push(format!("cold start, Azure calls: {}", azure_calls(&calls)));
     report.phase("cold start: daemon start → all record sets", &mut since);
-    env.shutdown().await;
-    outcome.map(|_| ()).or_else(|e| {
+    if let Err(e) = outcome {
         eprintln!("{e}");
-        Ok(())
+        env.shutdown().await;
+        return Ok(());
+    }
+    ready(port, SYNC_TIMEOUT).await?;
+
+    // 1,000 more routes, one every 50 ms, into zones that hold 10,000.
+    calls.reset();
+    let accepted_log = AcceptedLog::start(routes.clone()).await?;
+    eprintln!("applying {ROUTES} more HTTPRoutes, one every {APPLY_EVERY:?}");
+    let names: Vec<String> = (0..ROUTES).map(|i| format!("n{i}")).collect();
+    let mut applied = Vec::with_capacity(ROUTES);
+    let start = tokio::time::Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        tokio::time::sleep_until(start + APPLY_EVERY * u32::try_from(i)?).await;
+        apply(&routes, &route(name, &format!("{name}.{}", zones[i % COLD_ZONES]))).await?;
+        applied.push(Instant::now());
+    }
+    records
+        .wait("every new route's record set", SYNC_TIMEOUT, |r| {
+            names.iter().enumerate().all(|(i, n)| r.holds(&zones[i % COLD_ZONES], n, &targets))
+        })
+        .await?;
+    let sizes: Vec<usize> = per_zone.iter().map(|n| anchor::APEX_RECORD_SETS + 2 * n).collect();
+    latency_rows(
+        report,
+        &format!("{ROUTES} more routes into {COLD_ZONES} zones holding {COLD_ROUTES}"),
+        &records,
+        &accepted_log,
+        &names,
+        &applied,
+        |i| i % COLD_ZONES,
+        &zones,
+        &targets,
+        &sizes,
+    )?;
+    drop(accepted_log);
+    quiet(&calls, SYNC_TIMEOUT).await?;
+    report.phase("at 10,000: 1,000 more routes", &mut since);
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.text().await?;
+    let stats = ProcessStats::of(daemon.0.id()).unwrap_or_default();
+    report.compare(
+        "daemon peak memory (VmHWM, 11,000 routes in 7 zones)",
+        mib(Some(stats.peak)),
+        Anchor::none("not documented (pod requests 250 MiB)"),
+        "report",
+        Verdict::Info,
+    );
+    let commit = |q| histogram_quantile(&metrics, "routewarden_journal_commit_duration_seconds", q);
+    if let (Some((p50, count, mean)), Some((p99, ..))) = (commit(0.5), commit(0.99)) {
+        report.compare(
+            "journal commit latency (fsync included; daemon's histogram)",
+            format!(
+                "p50 {}  p99 {}  mean {}  (n={count})",
+                human(Duration::from_secs_f64(p50)),
+                human(Duration::from_secs_f64(p99)),
+                human(Duration::from_secs_f64(mean))
+            ),
+            Anchor::none("no journal: every sync relists Azure"),
+            "report",
+            Verdict::Info,
+        );
+    }
+
+    eprintln!("counting Azure calls for {STEADY_WINDOW:?} with nothing changing");
+    calls.reset();
+    let cpu_before = ProcessStats::of(daemon.0.id()).unwrap_or_default().cpu;
+    tokio::time::sleep(STEADY_WINDOW).await;
+    let cpu = ProcessStats::of(daemon.0.id()).unwrap_or_default().cpu.saturating_sub(cpu_before);
+    let writes = arm_writes(&calls);
+    report.compare(
+        format!("steady state at {}: ARM writes in {} s", COLD_ROUTES + ROUTES, STEADY_WINDOW.as_secs()),
+        writes.to_string(),
+        Anchor::vs("0", 0.0, writes as f64),
+        "must: 0",
+        must(writes == 0),
+    );
+    let sizes: Vec<usize> = sizes.iter().map(|n| n + 2 * ROUTES / COLD_ZONES).collect();
+    steady_rows(report, &calls, &format!("{COLD_ZONES} zones, {} record sets", COLD_ROUTES + ROUTES), &sizes);
+    report.row(
+        "steady state: daemon CPU",
+        format!("{:.2} s per minute", cpu.as_secs_f64() * 60.0 / STEADY_WINDOW.as_secs_f64()),
+        "report",
+        Verdict::Info,
+    );
+    report.notes.push(format!("steady state at {}, Azure calls: {}", COLD_ROUTES + ROUTES, azure_calls(&calls)));
+    report.phase("at 10,000: steady state", &mut since);
+
+    // Restart with nothing changed: a new process on the same journal.
+    terminate(&mut daemon.0).await?;
+    calls.reset();
+    let writes_before = records.writes;
+    let restarted = Instant::now();
+    let mut daemon = ChildGuard(spawn_daemon(&env, &journal, port, &log)?);
+    ready(port, SYNC_TIMEOUT).await?;
+    let to_ready = restarted.elapsed();
+    // Verified: every zone listed once in the new term, then quiet.
+    routewarden_e2e::wait_for("every zone verified after the restart", SYNC_TIMEOUT, || async {
+        (calls
+            .snapshot()
+            .iter()
+            .filter(|c| c.key.operation == "RecordSets_ListByType" || c.key.operation == "RecordSets_ListByDnsZone")
+            .map(|c| c.count)
+            .sum::<u64>()
+            >= COLD_ZONES as u64)
+            .then_some(())
     })
-}
-
-fn main() -> anyhow::Result<()> {
-    let started = Instant::now();
-    println!("{}", machine());
-    // `cargo bench --bench dns -- cold` runs only the phases whose name contains an argument
-    // (cargo itself passes `--bench`).
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
-    let mut report = Report::default();
-    if wanted("incremental") {
-        phase(&mut report, incremental)?;
-    }
-    if wanted("cold") {
-        phase(&mut report, cold_start)?;
-    }
-
-    report.finish(started);
+    .await?;
+    quiet(&calls, SYNC_TIMEOUT).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    records.drain();
+    let writes = arm_writes(&calls);
+    let restart_reads = ExternalDns::reads_per_sync(&sizes);
+    let their_restart = anchor_model().read_latency * u32::try_from(restart_reads)?;
+    report.compare(
+        "restart, nothing changed: process start → /readyz",
+        human(to_ready),
+        Anchor::vs(
+            format!("{}  (a full sync: {restart_reads} reads, one at a time)", human(their_restart)),
+            their_restart.as_secs_f64(),
+            to_ready.as_secs_f64(),
+        ),
+        "report",
+        Verdict::Info,
+    );
+    report.compare(
+        "restart, nothing changed: ARM writes",
+        format!("{writes}  (record sets changed: {})", records.writes - writes_before),
+        Anchor::vs("0", 0.0, writes as f64),
+        "must: 0",
+        must(writes == 0 && records.writes == writes_before),
+    );
+    report.notes.push(format!("restart, Azure calls until quiet: {}", azure_calls(&calls)));
+    report.phase("restart", &mut since);
+    terminate(&mut daemon.0).await?;
+    env.shutdown().await;
     Ok(())
 }
