@@ -203,8 +203,8 @@ async fn rotations_reach_cacerts_and_restart_istiod_only_when_the_roots_change()
     env.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_updated_set_waits_and_keeps_the_last_good_cacerts() {
+/// One istiod, and cacerts synced from Root A and Intermediate CA - A1.
+async fn synced_once() -> (Env, Authority, CaSet) {
     let env = start(&["istiod"]).await;
     let root = Authority::root("Root A").unwrap();
     let a1 = root.intermediate("Intermediate CA - A1", false).unwrap();
@@ -212,6 +212,12 @@ async fn a_half_updated_set_waits_and_keeps_the_last_good_cacerts() {
     set_all(&env, &first);
     apply_ca(&env).await;
     wait_synced(&env, &first).await;
+    (env, root, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_updated_set_waits_and_keeps_the_last_good_cacerts() {
+    let (env, root, first) = synced_once().await;
 
     // Key Vault is updated one object at a time: only ca-cert so far.
     let a2 = root.intermediate("Intermediate CA - A2", false).unwrap();
@@ -231,13 +237,7 @@ async fn a_half_updated_set_waits_and_keeps_the_last_good_cacerts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_does_not_match_is_refused_after_the_grace_and_cacerts_is_unchanged() {
-    let env = start(&["istiod"]).await;
-    let root = Authority::root("Root A").unwrap();
-    let a1 = root.intermediate("Intermediate CA - A1", false).unwrap();
-    let first = CaSet::new(&[&root], &a1, &root);
-    set_all(&env, &first);
-    apply_ca(&env).await;
-    wait_synced(&env, &first).await;
+    let (env, root, first) = synced_once().await;
 
     let other = root.intermediate("Someone else", false).unwrap();
     env.azure.admin().set_secret(seed000::VAULT, "ca-key", &other.key_pem()).unwrap();

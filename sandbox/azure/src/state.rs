@@ -525,23 +525,11 @@ impl World {
                                 .map_err(|e| invalid(format!("certificate {}: {e}", c.name)))?;
                         }
                         for s in &v.secrets {
-                            let now = now_unix();
                             vault.secrets.insert(
                                 s.name.to_ascii_lowercase(),
                                 Secret {
                                     name: s.name.clone(),
-                                    versions: vec![SecretVersion {
-                                        version: new_id(),
-                                        value: s.value.clone(),
-                                        content_type: s.content_type.clone(),
-                                        tags: Map::new(),
-                                        enabled: true,
-                                        created: now,
-                                        updated: now,
-                                        nbf: None,
-                                        exp: None,
-                                        managed: false,
-                                    }],
+                                    versions: vec![SecretVersion::new(&s.value, s.content_type.clone())],
                                 },
                             );
                         }

@@ -140,3 +140,82 @@ pub fn plugin_ca_yaml(name: &str, vault_url: &str, extra: &str) -> String {
         "apiVersion: routewarden.io/v1alpha1\nkind: IstioPluginCA\nmetadata:\n  name: {name}\nspec:\n  keyVaultUri: {vault_url}\n  serviceAccount: {SERVICE_ACCOUNT}\n{extra}"
     )
 }
+
+/// `routewarden-sandbox demo --istio-ca`: generates Root A and Intermediate CA - A1, sets the four
+/// secrets in local Key Vault, applies the namespace, an istiod Deployment, the reader
+/// ServiceAccount (federated with seed 000's identity) and the IstioPluginCA, waits until
+/// routewarden reports it Ready, and shows `cacerts` and the status through `print`.
+pub async fn run(
+    client: &kube::Client,
+    azure: &Admin,
+    timeout: std::time::Duration,
+    mut print: impl FnMut(String),
+) -> anyhow::Result<()> {
+    use routewarden::crd::istio::IstioPluginCa;
+    use routewarden_sandbox_azure::scenario::seed000;
+    print("Istio plug-in CA (seed 004): generating Root A and Intermediate CA - A1 offline…".into());
+    let root = Authority::root("Root A")?;
+    let intermediate = root.intermediate("Intermediate CA - A1", false)?;
+    let set = CaSet::new(&[&root], &intermediate, &root);
+    let versions = set_secrets(azure, seed000::VAULT, &set)?;
+    for ((name, _), version) in set.secrets().iter().zip(&versions) {
+        print(format!("  az keyvault secret set --vault-name {} --name {name}   → version {version}", seed000::VAULT));
+    }
+    federate(azure)?;
+    let vault = format!("https://{}.vault.azure.net", seed000::VAULT);
+    let yaml = format!("{}---\n{}", cluster_yaml(seed000::CLIENT_ID, ISTIOD), plugin_ca_yaml(NAME, &vault, ""));
+    let objects = super::yaml_objects(&yaml)?;
+    for applied in super::apply_objects(client, &objects, super::FIELD_MANAGER).await? {
+        print(format!("  {applied}"));
+    }
+    print(format!("Waiting up to {}s for routewarden to write {NAMESPACE}/cacerts…", timeout.as_secs()));
+    let api = kube::Api::<IstioPluginCa>::all(client.clone());
+    let deadline = tokio::time::Instant::now() + timeout;
+    let status = loop {
+        let ready = api
+            .get_opt(NAME)
+            .await?
+            .and_then(|ca| ca.status)
+            .filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if let Some(status) = ready {
+            break status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let now = api.get_opt(NAME).await?.and_then(|ca| ca.status).map(|s| s.conditions).unwrap_or_default();
+            anyhow::bail!("IstioPluginCA {NAME} is not Ready after {timeout:?}: {now:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let secret =
+        kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), NAMESPACE).get("cacerts").await?;
+    print(String::new());
+    print(format!("$ kubectl get secret cacerts -n {NAMESPACE}"));
+    print(format!(
+        "NAME      TYPE     DATA\ncacerts   {}   {}",
+        secret.type_.clone().unwrap_or_default(),
+        secret.data.as_ref().map_or(0, |d| d.len())
+    ));
+    for (key, value) in secret.data.iter().flatten() {
+        let subjects: Vec<String> = x509_parser::pem::Pem::iter_from_buffer(&value.0)
+            .filter_map(|p| p.ok())
+            .filter_map(|p| p.parse_x509().ok().map(|c| c.subject().to_string()))
+            .collect();
+        let what = if subjects.is_empty() { "private key (not shown)".to_owned() } else { subjects.join(" → ") };
+        print(format!("  {key:<15} {what}"));
+    }
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    print(String::new());
+    print(format!("$ kubectl get ipca {NAME}"));
+    print(format!(
+        "  Ready={} reason={} observedGeneration={}",
+        ready.map_or("", |c| c.status.as_str()),
+        ready.map_or("", |c| c.reason.as_str()),
+        ready.and_then(|c| c.observed_generation).unwrap_or_default()
+    ));
+    print(format!("  rootFingerprints: {}", status.root_fingerprints.join(", ")));
+    print(format!("  appliedVersions:  {:?}", status.applied_versions));
+    if let Some(t) = &status.ca_not_after {
+        print(format!("  caNotAfter:       {}", t.0));
+    }
+    Ok(())
+}
