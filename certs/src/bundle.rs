@@ -143,7 +143,7 @@ impl Cert {
     }
 
     /// Whether `issuer` is named as this certificate's issuer (and key identifiers agree).
-    fn names_as_issuer(&self, issuer: &Cert) -> bool {
+    pub(crate) fn names_as_issuer(&self, issuer: &Cert) -> bool {
         self.issuer_raw == issuer.subject_raw
             && match (&self.aki, &issuer.ski) {
                 (Some(a), Some(s)) => a == s,
@@ -152,7 +152,7 @@ impl Cert {
     }
 
     /// Whether `issuer`'s key signed this certificate.
-    fn is_signed_by(&self, issuer: &Cert) -> bool {
+    pub(crate) fn is_signed_by(&self, issuer: &Cert) -> bool {
         let (Ok((_, child)), Ok((_, parent))) =
             (parse_x509_certificate(&self.der), parse_x509_certificate(&issuer.der))
         else {
@@ -165,7 +165,7 @@ impl Cert {
         self.names_as_issuer(self) && self.is_signed_by(self)
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         pem::encode(&pem::Pem::new("CERTIFICATE", self.der.clone()))
     }
 }

@@ -2,9 +2,10 @@
 //! Key Vault URI ([`uri`]), read the certificate's backing secret (PKCS#12 or PEM) and turn it
 //! into a checked `tls.crt` / `tls.key` pair ([`bundle`], [`key`]). Everything here is a pure
 //! function of its input, so it is table-tested and fuzzed on its own; the daemon fetches and
-//! writes, this crate decides.
+//! writes, this crate decides. [`ca`] does the same for an Istio plug-in CA's four PEM objects.
 
 pub mod bundle;
+pub mod ca;
 pub mod key;
 pub mod uri;
 
@@ -13,4 +14,4 @@ pub use bundle::{
     decode_secret, san_covers,
 };
 pub use key::{KeyError, KeyFormat, KeyKind, PrivateKey};
-pub use uri::{CertificateUri, UriError, parse_certificate_uri};
+pub use uri::{CertificateUri, UriError, VaultUrl, parse_certificate_uri, parse_vault_url};

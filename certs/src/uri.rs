@@ -1,7 +1,8 @@
 //! Key Vault certificate URIs: `https://<vault>.<key vault suffix>/certificates/<name>[/<version>]`.
 //! Unversioned URIs follow rotation; versioned ones pin. Anything else — a `secrets/` or `keys/`
 //! path, a host outside the configured cloud's Key Vault suffix, a malformed vault or object
-//! name, a query — is refused with a reason that quotes the value.
+//! name, a query — is refused with a reason that quotes the value. Bare vault URLs
+//! (`https://<vault>.<suffix>`, what an IstioPluginCA names) follow the same host rules.
 
 use std::fmt;
 
@@ -66,9 +67,18 @@ fn valid_version(s: &str) -> bool {
     s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// Parses `value` for a cloud whose Key Vault DNS suffix is `suffix` (e.g. `vault.azure.net`,
-/// `vault.azure.cn`, `vault.usgovcloudapi.net`).
-pub fn parse_certificate_uri(value: &str, suffix: &str) -> Result<CertificateUri, UriError> {
+/// A vault's address: `https://<vault>.<key vault suffix>[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VaultUrl {
+    /// Vault name (the first DNS label).
+    pub vault: String,
+    /// `https://<vault>.<suffix>` (with the port if one was given), as the Key Vault clients want it.
+    pub vault_url: String,
+}
+
+/// Splits `value` into its vault (checked against the cloud's `suffix`) and the path after the
+/// host — the part shared by certificate URIs and bare vault URLs.
+fn parse_vault<'v>(value: &'v str, suffix: &str) -> Result<(VaultUrl, &'v str), UriError> {
     let trimmed = value.trim();
     if trimmed != value {
         return Err(refuse(value, "has leading or trailing white space"));
@@ -99,6 +109,33 @@ pub fn parse_certificate_uri(value: &str, suffix: &str) -> Result<CertificateUri
             format!("vault name {vault:?} must be 3-24 letters, digits and single hyphens, starting with a letter"),
         ));
     }
+    let vault_url = match port {
+        Some(p) => format!("https://{host}:{p}"),
+        None => format!("https://{host}"),
+    };
+    Ok((VaultUrl { vault: vault.to_owned(), vault_url }, path))
+}
+
+/// Parses a bare vault URL (`https://<vault>.<suffix>`, a trailing slash allowed) with the same
+/// rules and cloud suffixes as certificate URIs; a path is refused.
+pub fn parse_vault_url(value: &str, suffix: &str) -> Result<VaultUrl, UriError> {
+    let (vault, path) = parse_vault(value, suffix)?;
+    if !path.is_empty() {
+        return Err(refuse(value, "must be the vault's URL alone, without a path"));
+    }
+    Ok(vault)
+}
+
+/// Whether `s` is a valid Key Vault object (secret, certificate) name: 1-127 letters, digits and
+/// hyphens.
+pub fn is_object_name(s: &str) -> bool {
+    valid_object_name(s)
+}
+
+/// Parses `value` for a cloud whose Key Vault DNS suffix is `suffix` (e.g. `vault.azure.net`,
+/// `vault.azure.cn`, `vault.usgovcloudapi.net`).
+pub fn parse_certificate_uri(value: &str, suffix: &str) -> Result<CertificateUri, UriError> {
+    let (VaultUrl { vault, vault_url }, path) = parse_vault(value, suffix)?;
     let segments: Vec<&str> = path.strip_suffix('/').unwrap_or(path).split('/').collect();
     let (name, version) = match segments.as_slice() {
         ["certificates", name] => (*name, None),
@@ -119,16 +156,7 @@ pub fn parse_certificate_uri(value: &str, suffix: &str) -> Result<CertificateUri
     {
         return Err(refuse(value, format!("version {v:?} must be 32 hexadecimal characters")));
     }
-    let vault_url = match port {
-        Some(p) => format!("https://{host}:{p}"),
-        None => format!("https://{host}"),
-    };
-    Ok(CertificateUri {
-        vault: vault.to_owned(),
-        vault_url,
-        name: name.to_owned(),
-        version: version.map(|v| v.to_ascii_lowercase()),
-    })
+    Ok(CertificateUri { vault, vault_url, name: name.to_owned(), version: version.map(|v| v.to_ascii_lowercase()) })
 }
 
 #[cfg(test)]
@@ -185,6 +213,21 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(reason), "{what}: {msg}");
             assert!(msg.contains(&format!("{uri:?}")), "{what}: the message quotes the value: {msg}");
+        }
+    }
+
+    #[test]
+    fn vault_urls_follow_the_same_rules_and_refuse_a_path() {
+        let got = parse_vault_url("https://KV-Demo.vault.azure.net/", "vault.azure.net").unwrap();
+        assert_eq!((got.vault.as_str(), got.vault_url.as_str()), ("kv-demo", "https://kv-demo.vault.azure.net"));
+        for (uri, reason) in [
+            ("https://kv-demo.vault.azure.net/secrets/root-cert", "without a path"),
+            ("https://kv-demo.example.com", "not a Key Vault of this cloud"),
+            ("http://kv-demo.vault.azure.net", "must start with https://"),
+            ("https://kv.vault.azure.net", "vault name"),
+        ] {
+            let msg = parse_vault_url(uri, "vault.azure.net").expect_err(uri).to_string();
+            assert!(msg.contains(reason) && msg.contains(&format!("{uri:?}")), "{uri}: {msg}");
         }
     }
 

@@ -183,12 +183,16 @@ pub async fn run_reporting(
             leadership,
             health: health.clone(),
         };
-        tasks.extend(crate::tls::start(&ctx, settings, tasks_stopped.clone()));
+        let ca_settings = crate::ca::CaSettings::from_tls(&settings);
+        let (tls_tasks, tls_kube) = crate::tls::start(&ctx, settings, tasks_stopped.clone());
+        tasks.extend(tls_tasks);
         tracing::info!(classes = ?tls.gateway_classes, poll_interval = ?tls.certificate_poll_interval, workers = tls.workers, "TLS controller started");
         let settings = crate::config::dns_settings(&tls, &dns, &azure);
         metrics.set_rate_limits(&settings.limits);
         tasks.extend(crate::dns::start(&ctx, settings, tasks_stopped.clone()));
         tracing::info!("DNS controller started");
+        tasks.extend(crate::ca::start(&ctx, ca_settings, tls_kube, tasks_stopped.clone()));
+        tracing::info!("Istio CA controller started");
     }
     let telemetry_routes = crate::health::router(metrics.clone(), journal.clone(), health.clone());
     let metrics_server = {

@@ -8,12 +8,15 @@
 //! - [`crd`] holds the ClusterExternalDNS / ExternalDNS types, generates their CRDs
 //!   (`routewarden crd`), and converts watched objects into the planner's input.
 //! - [`tls`] and [`dns`] are the two controllers: watches and a planner on every replica, and
-//!   the writers (workers, poller, verifier, status) on the [`leader`] only.
+//!   the writers (workers, poller, verifier, status) on the [`leader`] only. [`ca`] keeps an
+//!   Istio plug-in CA from Key Vault in istiod's `cacerts`, with the TLS controller's identity
+//!   and Key Vault plumbing.
 //! - [`metrics`], [`health`] and [`telemetry`] are what operators see: `/metrics`, `/healthz`,
 //!   `/readyz`, logs with a filter changeable at runtime, and OpenTelemetry traces.
 
 pub mod admin;
 pub mod backoff;
+pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod crd;

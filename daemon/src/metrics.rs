@@ -38,6 +38,12 @@ pub struct CertificateInfoLabels {
     pub version: String,
 }
 
+/// An IstioPluginCA (cluster-scoped, so its name alone; a handful per cluster).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CaLabels {
+    pub name: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
@@ -187,6 +193,11 @@ pub struct Metrics {
     pub dns_sync_errors: Family<ReasonLabels, Counter>,
     pub dns_rate_limit_deferrals: Family<ZoneLabels, Counter>,
     pub dns_drift_repaired: Counter,
+    pub ca_not_after: Family<CaLabels, Gauge>,
+    pub ca_trust_bundle_roots: Family<CaLabels, Gauge>,
+    pub ca_last_sync: Family<CaLabels, Gauge>,
+    pub ca_sync_failures: Family<ReasonLabels, Counter>,
+    pub ca_istiod_restarts: Family<CaLabels, Counter>,
     info_index: Mutex<HashMap<CertBindingKey, CertificateInfoLabels>>,
 }
 
@@ -234,6 +245,11 @@ impl Metrics {
             dns_sync_errors: Family::default(),
             dns_rate_limit_deferrals: Family::default(),
             dns_drift_repaired: Counter::default(),
+            ca_not_after: Family::default(),
+            ca_trust_bundle_roots: Family::default(),
+            ca_last_sync: Family::default(),
+            ca_sync_failures: Family::default(),
+            ca_istiod_restarts: Family::default(),
             info_index: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -429,6 +445,31 @@ impl Metrics {
             "Owned record sets found changed or missing in Azure and queued for repair",
             m.dns_drift_repaired.clone(),
         );
+        registry.register(
+            "ca_not_after_timestamp_seconds",
+            "notAfter of the signing certificate (ca-cert) an IstioPluginCA's cacerts holds",
+            m.ca_not_after.clone(),
+        );
+        registry.register(
+            "ca_trust_bundle_roots",
+            "Roots in the trust bundle (root-cert) of an IstioPluginCA's cacerts",
+            m.ca_trust_bundle_roots.clone(),
+        );
+        registry.register(
+            "ca_last_sync_timestamp_seconds",
+            "When an IstioPluginCA's cacerts was last confirmed current with Key Vault",
+            m.ca_last_sync.clone(),
+        );
+        registry.register(
+            "ca_sync_failures",
+            "Istio CA sync passes that did not leave cacerts current, by reason",
+            m.ca_sync_failures.clone(),
+        );
+        registry.register(
+            "ca_istiod_restarts",
+            "istiod restarts (rollout restarts of its Deployments) for a changed trust bundle",
+            m.ca_istiod_restarts.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -478,6 +519,15 @@ impl Metrics {
         self.certificate_last_rotation.remove(&labels);
         self.certificate_newer_version.remove(&labels);
         self.forget_info(key);
+    }
+
+    /// Drops an IstioPluginCA's series (it was deleted).
+    pub fn forget_ca(&self, name: &str) {
+        let labels = CaLabels { name: name.to_owned() };
+        self.ca_not_after.remove(&labels);
+        self.ca_trust_bundle_roots.remove(&labels);
+        self.ca_last_sync.remove(&labels);
+        self.ca_istiod_restarts.remove(&labels);
     }
 
     /// Points a listener's info series at `vault/certificate@version`, dropping its previous one.

@@ -28,6 +28,25 @@ fn schema(name: &str) -> Value {
 
 const CLUSTER: &str = "clusterexternaldnses.approuting.kubernetes.azure.com";
 const NAMESPACED: &str = "externaldnses.approuting.kubernetes.azure.com";
+const ISTIO_CA: &str = "istioplugincas.routewarden.io";
+
+#[test]
+fn the_istio_plugin_ca_crd_is_cluster_scoped_with_a_status_subresource_and_aks_defaults() {
+    let crd = crd_json(ISTIO_CA);
+    assert_eq!(crd["spec"]["group"], "routewarden.io");
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    assert_eq!(
+        crd["spec"]["names"],
+        json!({ "kind": "IstioPluginCA", "plural": "istioplugincas", "singular": "istiopluginca", "shortNames": ["ipca"] })
+    );
+    assert_eq!(crd["spec"]["versions"][0]["subresources"], json!({ "status": {} }));
+    let spec = &schema(ISTIO_CA)["properties"]["spec"];
+    let mut required: Vec<&str> = spec["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    required.sort_unstable();
+    assert_eq!(required, ["keyVaultUri", "serviceAccount"]);
+    assert_eq!(spec["properties"]["targetNamespace"]["default"], "aks-istio-system");
+    assert_eq!(spec["properties"]["objects"]["properties"]["caKey"]["default"], "ca-key");
+}
 
 #[test]
 fn checked_in_crds_match_what_the_code_generates() {
@@ -73,7 +92,7 @@ fn crd_command_prints_every_crd_and_writes_one_file_each() {
             v["metadata"]["name"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(names, [CLUSTER, NAMESPACED]);
+    assert_eq!(names, [CLUSTER, NAMESPACED, ISTIO_CA]);
 
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("crds");

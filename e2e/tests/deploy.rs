@@ -2,7 +2,7 @@
 //! platform team expects; the sandbox overlay applies, re-applies without changes and deletes
 //! with `kubectl -k` against the sandbox API server; and routewarden's RBAC is least privilege
 //! yet sufficient. Sufficient: the whole e2e suite runs the daemon under exactly these rules
-//! (see `Env`), and here a full TLS and DNS scenario makes no request they refuse. Least
+//! (see `Env`), and here a full TLS, DNS and Istio CA scenario makes no request they refuse. Least
 //! privilege: that scenario uses every verb they grant. Enforced: without one rule the daemon
 //! cannot write a listener's Secret and says so on the Gateway, and recovers once it is back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -485,6 +485,31 @@ async fn a_full_scenario_is_never_refused_and_uses_every_granted_verb() {
             .await
             .unwrap();
     }
+
+    // Istio plug-in CA: cacerts created, istiod (selected by label) restarted, status written.
+    use routewarden_sandbox::demo::istio_ca::{self, Authority, CaSet};
+    istio_ca::federate(&env.azure.admin()).unwrap();
+    env.apply_yaml(&istio_ca::cluster_yaml(seed000::CLIENT_ID, istio_ca::ISTIOD)).await.unwrap();
+    let root = Authority::root("Root A").unwrap();
+    let intermediate = root.intermediate("Intermediate CA - A1", false).unwrap();
+    istio_ca::set_secrets(&env.azure.admin(), seed000::VAULT, &CaSet::new(&[&root], &intermediate, &root)).unwrap();
+    let vault = format!("https://{}.vault.azure.net", seed000::VAULT);
+    env.apply_yaml(&istio_ca::plugin_ca_yaml(istio_ca::NAME, &vault, "  pollInterval: 1s\n")).await.unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(env.client.clone(), istio_ca::NAMESPACE);
+    wait_for("istiod restarted for the new cacerts", WAIT, || async {
+        let d = deployments.get(istio_ca::ISTIOD).await.ok()?;
+        d.spec?.template.metadata?.annotations?.get("kubectl.kubernetes.io/restartedAt").cloned()
+    })
+    .await
+    .unwrap();
+    let plugin_cas: Api<routewarden::crd::istio::IstioPluginCa> = Api::all(env.client.clone());
+    wait_for("IstioPluginCA Ready", WAIT, || async {
+        let status = plugin_cas.get(istio_ca::NAME).await.ok()?.status?;
+        status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await
+    .unwrap();
 
     let log = env.kube.access_log();
     let (namespace, name) = SERVICE_ACCOUNT;

@@ -15,6 +15,7 @@
 //! routewarden's stale-record report.
 
 pub mod dns;
+pub mod istio_ca;
 
 use std::fmt;
 use std::time::Duration;

@@ -70,6 +70,10 @@ struct DemoArgs {
     /// Directory for the sandbox's files (default: a new directory under the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Also run the Istio plug-in CA walkthrough (seed 004): four Key Vault secrets, an istiod
+    /// Deployment and an IstioPluginCA, then show cacerts and the status.
+    #[arg(long)]
+    istio_ca: bool,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -218,7 +222,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 /// sandbox stays up to look into it.
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     use routewarden_sandbox::demo;
-    let DemoArgs { dir, sandbox } = args;
+    let DemoArgs { dir, sandbox, istio_ca } = args;
     let dir = match dir {
         Some(dir) => dir,
         None => {
@@ -263,7 +267,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = &dns {
             eprintln!("\nroutewarden-sandbox demo: {e:#}");
         }
-        tls.is_ok() && dns.is_ok()
+        let ca = match istio_ca {
+            true => {
+                println!();
+                let ca = demo::istio_ca::run(&client, &azure, DEMO_TIMEOUT, |line| println!("{line}")).await;
+                if let Err(e) = &ca {
+                    eprintln!("\nroutewarden-sandbox demo: {e:#}");
+                }
+                ca.is_ok()
+            }
+            false => true,
+        };
+        tls.is_ok() && dns.is_ok() && ca
     };
     let succeeded = tokio::select! {
         () = &mut interrupted => return sandbox.shutdown().await.map(|()| ExitCode::FAILURE),
@@ -286,6 +301,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  routewarden-sandbox azure --dir {dir} records example.com");
     println!("  cargo run -p routewarden -- journal records --admin {daemon_admin}");
     println!("  cargo run -p routewarden -- journal stale --admin {daemon_admin}");
+    if istio_ca {
+        println!("  kubectl get ipca; kubectl get secret cacerts -n aks-istio-system -o yaml");
+    }
     println!();
     println!("Press Ctrl-C to stop.");
     sandbox.run_until(interrupted).await?;

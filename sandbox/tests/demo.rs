@@ -358,3 +358,21 @@ async fn the_dns_walkthrough_publishes_a_record_per_gateway_and_reports_records_
     assert!(again.namespaced.record_set("c").is_some(), "{again:?}");
     sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_istio_ca_walkthrough_writes_cacerts_and_shows_it_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox_with_routewarden(dir.path()).await;
+    let client = sandbox.kube().client().await.unwrap();
+    let azure = sandbox.azure().unwrap().admin();
+    let mut shown = Vec::new();
+    demo::istio_ca::run(&client, &azure, Duration::from_secs(30), |line| shown.push(line)).await.unwrap();
+    let shown = shown.join("\n");
+    let secret = Api::<Secret>::namespaced(client.clone(), demo::istio_ca::NAMESPACE).get("cacerts").await.unwrap();
+    let keys: Vec<&String> = secret.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"]);
+    assert!(shown.contains("Ready=True reason=Synced"), "{shown}");
+    assert!(shown.contains("CN=Intermediate CA - A1, O=Istio → CN=Root A, O=Istio"), "{shown}");
+    assert!(shown.contains("private key (not shown)") && !shown.contains("PRIVATE KEY"), "{shown}");
+    sandbox.shutdown().await.unwrap();
+}

@@ -11,9 +11,12 @@
 //!   deletion policy, hold-down). Errors name the object and the field path and carry a bounded
 //!   reason for conditions and metrics.
 //! - [`conditions`] is the one list of condition types and reasons.
+//! - [`istio`] holds the cluster-scoped `IstioPluginCA` (`routewarden.io/v1alpha1`) and its spec
+//!   check, for the Istio plug-in CA controller ([`crate::ca`]).
 
 pub mod conditions;
 pub mod convert;
+pub mod istio;
 pub mod v1alpha1;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -31,7 +34,11 @@ pub const CHECKED_IN_DIR: &str = "deploy/crds";
 
 /// Every CRD routewarden serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![finish(v1alpha1::ClusterExternalDns::crd()), finish(v1alpha1::ExternalDns::crd())]
+    vec![
+        finish(v1alpha1::ClusterExternalDns::crd()),
+        finish(v1alpha1::ExternalDns::crd()),
+        finish(istio::IstioPluginCa::crd()),
+    ]
 }
 
 /// Adjusts a derived CRD where the derive cannot express what we want.

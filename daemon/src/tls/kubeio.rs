@@ -405,8 +405,19 @@ impl Kube {
             action: "SyncCertificate".into(),
             secondary: Some(related),
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(gateway = %gw.name_any(), reason, error = %e, "failed to publish Event");
+        self.publish(&reference, event).await;
+    }
+
+    /// Publishes an Event on any object (best effort: failures are logged).
+    pub async fn publish(&self, reference: &k8s_openapi::api::core::v1::ObjectReference, event: Event) {
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            tracing::warn!(
+                kind = reference.kind.as_deref().unwrap_or_default(),
+                name = reference.name.as_deref().unwrap_or_default(),
+                reason = %event.reason,
+                error = %e,
+                "failed to publish Event"
+            );
         }
     }
 }

@@ -232,12 +232,13 @@ pub fn parse_key(key: &str) -> Option<CertBindingKey> {
 }
 
 /// Starts the TLS controller: watches, the planner loop, the workers, the poller and the status
-/// writer. Every task ends when `stop` turns true.
+/// writer. Every task ends when `stop` turns true. Returns the tasks and the controller's
+/// Kubernetes side (caches, Events recorder), which the Istio CA controller shares.
 pub fn start(
     ctx: &crate::Context,
     settings: TlsSettings,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> (Vec<tokio::task::JoinHandle<()>>, kubeio::Kube) {
     use crate::leader::while_leader;
     let crate::Context { client, journal, azure, metrics, leadership, health } = ctx.clone();
     let leadership = &leadership;
@@ -256,6 +257,7 @@ pub fn start(
         Arc::new(tokio::sync::Notify::new()),
     ));
     let shared = workers.shared.clone();
+    let kube = workers.kube.clone();
     health.require("TLS caches synced and planned", move || crate::lock(&shared).planned);
     // The planner runs on every replica; what reads Key Vault or writes runs on the leader only.
     let mut tasks = vec![tokio::spawn(controller::run(workers.clone(), changed, stop.clone()))];
@@ -264,5 +266,5 @@ pub fn start(
     let w = workers.clone();
     tasks.push(while_leader("TLS poller", leadership, &stop, move |stop| poller::run(w.clone(), stop)));
     tasks.push(while_leader("TLS status", leadership, &stop, move |stop| status::run(workers.clone(), stop)));
-    tasks
+    (tasks, kube)
 }

@@ -118,6 +118,15 @@ impl Admin {
         v.create_certificate(name, policy, &self.ctx.ca, serde_json::Map::new()).map_err(AdminError::Invalid)
     }
 
+    /// Adds a version to a plain secret (created if new), as `az keyvault secret set` does; returns
+    /// the version id.
+    pub fn set_secret(&self, vault: &str, name: &str, value: &str) -> Result<String, AdminError> {
+        let mut world = self.world();
+        let v = world.vault_mut(vault).ok_or_else(|| AdminError::NotFound(format!("vault {vault}")))?;
+        let version = crate::state::SecretVersion::new(value, None);
+        v.add_secret_version(name, version).map(|v| v.version.clone()).map_err(AdminError::Invalid)
+    }
+
     /// Enables or disables one version of a certificate (with its secret) or of a secret.
     pub fn set_version_enabled(&self, vault: &str, name: &str, version: &str, enabled: bool) -> Result<(), AdminError> {
         let mut world = self.world();

@@ -681,38 +681,16 @@ fn set_secret(req: &Req, vault: &mut Vault, n: &str, base: &str) -> Resp {
     let Some(value) = body.get("value").and_then(Value::as_str) else {
         return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Property value is required.", None);
     };
-    let key = n.to_ascii_lowercase();
-    if vault.certificates.contains_key(&key) {
-        return kv_error(
-            StatusCode::CONFLICT,
-            "Conflict",
-            &format!(
-                "Secret {n} is managed by a certificate and cannot be set directly; import or create a certificate version instead."
-            ),
-            None,
-        );
-    }
-    let now = now_unix();
     let attrs = body.get("attributes").cloned().unwrap_or(Value::Null);
-    let version = SecretVersion {
-        version: new_id(),
-        value: value.to_string(),
-        content_type: body.get("contentType").and_then(Value::as_str).map(str::to_string),
-        tags: body.get("tags").and_then(Value::as_object).cloned().unwrap_or_default(),
-        enabled: attrs.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-        created: now,
-        updated: now,
-        nbf: attrs.get("nbf").and_then(Value::as_i64),
-        exp: attrs.get("exp").and_then(Value::as_i64),
-        managed: false,
-    };
-    let secret =
-        vault.secrets.entry(key).or_insert_with(|| crate::state::Secret { name: n.to_string(), versions: vec![] });
-    secret.versions.push(version);
-    let name = secret.name.clone();
-    match secret.versions.last() {
-        Some(v) => json_resp(StatusCode::OK, &secret_bundle(base, &name, v)),
-        None => empty(StatusCode::INTERNAL_SERVER_ERROR),
+    let mut version = SecretVersion::new(value, body.get("contentType").and_then(Value::as_str).map(str::to_string));
+    version.tags = body.get("tags").and_then(Value::as_object).cloned().unwrap_or_default();
+    version.enabled = attrs.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    version.nbf = attrs.get("nbf").and_then(Value::as_i64);
+    version.exp = attrs.get("exp").and_then(Value::as_i64);
+    let name = vault.secrets.get(&n.to_ascii_lowercase()).map(|s| s.name.clone()).unwrap_or_else(|| n.to_string());
+    match vault.add_secret_version(n, version) {
+        Ok(v) => json_resp(StatusCode::OK, &secret_bundle(base, &name, v)),
+        Err(m) => kv_error(StatusCode::CONFLICT, "Conflict", &m, None),
     }
 }
 

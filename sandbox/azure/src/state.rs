@@ -107,6 +107,25 @@ pub struct SecretVersion {
     pub managed: bool,
 }
 
+impl SecretVersion {
+    /// A new, enabled, plain (not certificate-backed) version created now.
+    pub fn new(value: &str, content_type: Option<String>) -> Self {
+        let now = now_unix();
+        SecretVersion {
+            version: new_id(),
+            value: value.to_string(),
+            content_type,
+            tags: Map::new(),
+            enabled: true,
+            created: now,
+            updated: now,
+            nbf: None,
+            exp: None,
+            managed: false,
+        }
+    }
+}
+
 /// A secret and its versions (oldest first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Secret {
@@ -277,6 +296,20 @@ impl Vault {
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
             self.subscription, self.resource_group, self.name
         )
+    }
+
+    /// Adds a version to plain secret `name` (created if new), as `PUT /secrets/{name}` does;
+    /// refused for a certificate's backing secret.
+    pub fn add_secret_version(&mut self, name: &str, version: SecretVersion) -> Result<&SecretVersion, String> {
+        let key = name.to_ascii_lowercase();
+        if self.certificates.contains_key(&key) {
+            return Err(format!(
+                "Secret {name} is managed by a certificate and cannot be set directly; import or create a certificate version instead."
+            ));
+        }
+        let secret = self.secrets.entry(key).or_insert_with(|| Secret { name: name.to_string(), versions: vec![] });
+        secret.versions.push(version);
+        secret.versions.last().ok_or_else(|| "no version".to_string())
     }
 
     /// Adds a certificate version made per `policy` (a new certificate if the name is new),
@@ -492,23 +525,11 @@ impl World {
                                 .map_err(|e| invalid(format!("certificate {}: {e}", c.name)))?;
                         }
                         for s in &v.secrets {
-                            let now = now_unix();
                             vault.secrets.insert(
                                 s.name.to_ascii_lowercase(),
                                 Secret {
                                     name: s.name.clone(),
-                                    versions: vec![SecretVersion {
-                                        version: new_id(),
-                                        value: s.value.clone(),
-                                        content_type: s.content_type.clone(),
-                                        tags: Map::new(),
-                                        enabled: true,
-                                        created: now,
-                                        updated: now,
-                                        nbf: None,
-                                        exp: None,
-                                        managed: false,
-                                    }],
+                                    versions: vec![SecretVersion::new(&s.value, s.content_type.clone())],
                                 },
                             );
                         }

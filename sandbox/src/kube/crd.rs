@@ -234,9 +234,10 @@ fn parse_crds(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
 /// routewarden's own CRDs as checked in under `deploy/crds` (generated from the daemon's types, a
 /// drift test keeps them current), built into the sandbox so `up` serves them with no flags.
 pub fn routewarden_crds() -> Vec<Value> {
-    const FILES: [&str; 2] = [
+    const FILES: [&str; 3] = [
         include_str!("../../../deploy/crds/clusterexternaldnses.approuting.kubernetes.azure.com.yaml"),
         include_str!("../../../deploy/crds/externaldnses.approuting.kubernetes.azure.com.yaml"),
+        include_str!("../../../deploy/crds/istioplugincas.routewarden.io.yaml"),
     ];
     FILES.iter().flat_map(|text| parse_crds(text).unwrap_or_default()).collect()
 }
@@ -258,6 +259,6 @@ mod embedded_tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
         let on_disk = super::load_dir(&dir).expect("deploy/crds loads");
         assert_eq!(super::routewarden_crds(), on_disk, "add the new file under deploy/crds to routewarden_crds()");
-        assert_eq!(on_disk.len(), 2);
+        assert_eq!(on_disk.len(), 3);
     }
 }

@@ -394,3 +394,24 @@ async fn challenges_with_the_authority_and_resource_of_the_vault_hosts_cloud() {
     let resp = client.get(format!("https://nope.vault.azure.net:{port}/secrets/x?{V}")).send().await.expect("send");
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn a_secret_set_through_the_admin_api_is_a_new_current_version_like_az_keyvault_secret_set() {
+    let h = Harness::start().await;
+    let admin = h.sandbox.admin();
+    let v1 = admin.set_secret(seed000::VAULT, "root-cert", "first").expect("set");
+    let v2 = admin.set_secret(seed000::VAULT, "root-cert", "second").expect("set");
+    assert_ne!(v1, v2);
+    assert!(admin.set_secret("no-such-vault", "root-cert", "x").is_err());
+    assert!(admin.set_secret(seed000::VAULT, seed000::CERTIFICATE, "x").is_err(), "a certificate's secret is refused");
+    let t = h.token(VAULT_SCOPE).await;
+    let (status, _, latest) =
+        h.send(Method::GET, &format!("{}/secrets/root-cert/?{V}", h.vault()), Some(&t), None, &[]).await;
+    assert_eq!((status, latest["value"].as_str()), (200, Some("second")));
+    assert!(latest["id"].as_str().expect("id").ends_with(&v2));
+    let (_, _, list) =
+        h.send(Method::GET, &format!("{}/secrets/root-cert/versions?{V}", h.vault()), Some(&t), None, &[]).await;
+    let ids: Vec<&str> = list["value"].as_array().expect("items").iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(list["value"][0].get("value").is_none(), "version items carry no value");
+}
