@@ -131,6 +131,14 @@ impl Report {
         self.rows.push([metric.into(), value.into(), anchor.value, ratio, target.into(), verdict.into()]);
     }
 
+    /// A phase that ended with an error: a failing row naming it (the run exits 1).
+    pub fn failed_phase(&mut self, name: &str, outcome: anyhow::Result<()>) {
+        if let Err(e) = outcome {
+            eprintln!("{name}: {e:#}");
+            self.row(format!("phase failed: {name}"), format!("{e:#}"), "must: completes", Verdict::MustFail);
+        }
+    }
+
     /// Records how long a phase took, from `since`, and starts the next one.
     pub fn phase(&mut self, name: &str, since: &mut Instant) {
         eprintln!("{name}: {}", human(since.elapsed()));

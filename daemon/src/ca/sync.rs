@@ -155,7 +155,8 @@ impl Controller {
                 if due {
                     st.uid = ca.uid();
                     st.generation = ca.metadata.generation;
-                    let delay = self.pass(ca, &cas, st).await;
+                    let span = tracing::info_span!("ca.sync", ipca = %ca.name_any());
+                    let delay = tracing::Instrument::instrument(self.pass(ca, &cas, st), span).await;
                     st.next_at = Some(Instant::now() + delay);
                 }
                 soonest = soonest.min(st.next_at.unwrap_or(soonest));
@@ -171,9 +172,6 @@ impl Controller {
     /// One pass over one IstioPluginCA; returns when to look again.
     async fn pass(&self, ca: &IstioPluginCa, all: &[Arc<IstioPluginCa>], st: &mut State) -> Duration {
         let name = ca.name_any();
-        let span = tracing::info_span!("ca.sync", ipca = %name);
-        let _entered = span.enter();
-        drop(_entered);
         let config = ca.spec.check(&self.settings.key_vault_suffix);
         let interval = config.as_ref().ok().and_then(|c| c.poll_interval).unwrap_or(self.settings.poll_interval);
         let result = match &config {

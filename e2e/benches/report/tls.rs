@@ -36,9 +36,9 @@
 //!   request over exactly two intervals, started halfway between polls (their timing is
 //!   observed for one interval first), halved; it must be 50. *Steady-state downloads* are the
 //!   secret downloads in that window: nothing changed, so the target is none.
-//! - **listener applied → Secret at 1,000 and at 10,000**: then 200 more Gateways on the shared
-//!   certificates, one every 25 ms, timed as in the first row; then 8,800 more applied 8 at a
-//!   time (10,000 in all) and, once all have their Secrets, another 200 one by one.
+//! - **listener applied → Secret at 1,000**: then 200 more Gateways on the shared certificates,
+//!   one every 25 ms, timed as in the first row. (Routes are timed at 10,000 too; 10,000 Gateways
+//!   are beyond the sandbox, whose Gateway controller lists its store on every reconcile.)
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
@@ -69,11 +69,8 @@ const ROTATIONS: u32 = 10;
 const SHARED_LISTENERS: usize = 1_000;
 const SHARED_CERTIFICATES: usize = 50;
 const SHARED_NAMESPACE: &str = "bench";
-/// Listeners applied one by one to time apply → Secret at 1,000 and at 10,000 listeners.
+/// Listeners applied one by one to time apply → Secret with 1,000 listeners present.
 const PACED_LISTENERS: usize = 200;
-const MANY_LISTENERS: usize = 10_000;
-/// Bound on the wait for thousands of listeners applied at once.
-const BULK_TIMEOUT: Duration = Duration::from_secs(900);
 const DETECTION_MUST: Duration = Duration::from_secs(1);
 /// Generous bounds on waits, so a daemon that stalls ends the run instead of hanging it.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
@@ -513,31 +510,9 @@ pub async fn shared_certificates(report: &mut Report) -> anyhow::Result<()> {
         middle.as_secs_f64()
     ));
 
-    // Listener applied → Secret with 1,000 listeners present, then with 10,000.
+    // Listener applied → Secret with 1,000 listeners present. (10,000 Gateways are beyond the
+    // sandbox: its Gateway controller lists the store on every reconcile.)
     paced_listeners(report, &env, &log, "a", SHARED_LISTENERS).await?;
-    let more: Vec<String> = (SHARED_LISTENERS + PACED_LISTENERS..MANY_LISTENERS).map(|i| format!("g{i}")).collect();
-    eprintln!("applying {} more Gateways", more.len());
-    let started = Instant::now();
-    let env_ref = &env;
-    futures::stream::iter(&more)
-        .map(|name| async move {
-            let i: usize = name[1..].parse().unwrap_or_default();
-            apply_gateway(env_ref, SHARED_NAMESPACE, name, &certificate_uri(i)).await
-        })
-        .buffer_unordered(8)
-        .try_collect::<()>()
-        .await?;
-    let secrets: Vec<String> = more.iter().map(|g| secret_name(SHARED_NAMESPACE, g)).collect();
-    let last = wait("every new listener's Secret", BULK_TIMEOUT, || {
-        secrets.iter().map(|s| log.first_seen(s)).collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().max())
-    })
-    .await?;
-    report.notes.push(format!(
-        "{} more listeners applied 8 at a time: all their Secrets {} after the first apply",
-        more.len(),
-        human(last.saturating_duration_since(started))
-    ));
-    paced_listeners(report, &env, &log, "b", MANY_LISTENERS).await?;
     env.shutdown().await;
     Ok(())
 }
