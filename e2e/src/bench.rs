@@ -297,6 +297,18 @@ pub fn histogram_quantile(text: &str, name: &str, q: f64) -> Option<(f64, u64, f
     None
 }
 
+/// The seed scenario's resource group, which the benchmark scenarios add zones and vault objects to.
+pub fn resource_group(
+    s: &mut routewarden_sandbox_azure::Scenario,
+) -> anyhow::Result<&mut routewarden_sandbox_azure::scenario::ResourceGroupSpec> {
+    use anyhow::Context;
+    s.tenants
+        .first_mut()
+        .and_then(|t| t.subscriptions.first_mut())
+        .and_then(|s| s.resource_groups.first_mut())
+        .context("the seed scenario has a resource group")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

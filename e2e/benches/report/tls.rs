@@ -47,7 +47,7 @@ use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use routewarden::tls::labels;
 use routewarden_e2e::bench::{
-    Anchor, Report, Verdict, azure_latency, histogram, human, must, quantiles, record, target,
+    Anchor, Report, Verdict, azure_latency, histogram, human, must, quantiles, record, resource_group, target,
 };
 use routewarden_e2e::{Env, Options, seed_certificate_uri, seed000};
 use routewarden_sandbox_azure::scenario::{
@@ -246,24 +246,9 @@ pub async fn latency_and_rotation(report: &mut Report) -> anyhow::Result<()> {
     let log = SecretLog::start(env.client.clone()).await?;
     let uri = seed_certificate_uri();
 
-    eprintln!("applying {LATENCY_GATEWAYS} Gateways, one every {APPLY_EVERY:?}");
-    let names: Vec<String> = (0..LATENCY_GATEWAYS).map(|i| format!("g{i}")).collect();
-    let mut applied = Vec::with_capacity(names.len());
-    let start = tokio::time::Instant::now();
-    for (i, name) in names.iter().enumerate() {
-        tokio::time::sleep_until(start + APPLY_EVERY * u32::try_from(i)?).await;
-        apply_gateway(&env, LATENCY_NAMESPACE, name, &uri).await?;
-        applied.push(Instant::now());
-    }
-    let secrets: Vec<String> = names.iter().map(|g| secret_name(LATENCY_NAMESPACE, g)).collect();
-    let seen = wait("every listener's Secret", SYNC_TIMEOUT, || {
-        secrets.iter().map(|s| log.first_seen(s)).collect::<Option<Vec<_>>>()
-    })
-    .await?;
-    let mut h = histogram();
-    for (a, s) in applied.iter().zip(&seen) {
-        record(&mut h, s.saturating_duration_since(*a));
-    }
+    let h = paced(&env, &log, LATENCY_NAMESPACE, "g", LATENCY_GATEWAYS, |_| uri.clone()).await?;
+    let secrets: Vec<String> =
+        (0..LATENCY_GATEWAYS).map(|i| secret_name(LATENCY_NAMESPACE, &format!("g{i}"))).collect();
     report.compare(
         format!("listener applied → Secret written ({LATENCY_GATEWAYS} listeners, one per {APPLY_EVERY:?})"),
         quantiles(&h),
@@ -343,12 +328,7 @@ pub async fn latency_and_rotation(report: &mut Report) -> anyhow::Result<()> {
 /// benchmark namespace, and certificate metadata readable by the seed identity.
 fn shared_scenario() -> anyhow::Result<Scenario> {
     let mut s = emulated();
-    let rg = s
-        .tenants
-        .first_mut()
-        .and_then(|t| t.subscriptions.first_mut())
-        .and_then(|s| s.resource_groups.first_mut())
-        .context("the seed scenario has a resource group")?;
+    let rg = resource_group(&mut s)?;
     let vault = rg.vaults.first_mut().context("the seed scenario has a vault")?;
     let template = vault.certificates.first().context("the seed vault has a certificate")?.clone();
     for i in 1..SHARED_CERTIFICATES {
@@ -517,26 +497,27 @@ pub async fn shared_certificates(report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// [`PACED_LISTENERS`] more Gateways (`<prefix><i>`, on the shared certificates) applied one
-/// every [`APPLY_EVERY`] while `present` listeners exist: apply → Secret seen.
-async fn paced_listeners(
-    report: &mut Report,
+/// `count` Gateways `<prefix><i>` in `namespace`, listener i on `uri(i)`, applied one every
+/// [`APPLY_EVERY`]: from each apply returning to the watch first showing its Secret.
+async fn paced(
     env: &Env,
     log: &SecretLog,
+    namespace: &str,
     prefix: &str,
-    present: usize,
-) -> anyhow::Result<()> {
-    eprintln!("applying {PACED_LISTENERS} Gateways, one every {APPLY_EVERY:?}, with {present} present");
-    let names: Vec<String> = (0..PACED_LISTENERS).map(|i| format!("{prefix}{i}")).collect();
+    count: usize,
+    uri: impl Fn(usize) -> String,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    eprintln!("applying {count} Gateways in {namespace}, one every {APPLY_EVERY:?}");
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
     let mut applied = Vec::with_capacity(names.len());
     let start = tokio::time::Instant::now();
     for (i, name) in names.iter().enumerate() {
         tokio::time::sleep_until(start + APPLY_EVERY * u32::try_from(i)?).await;
-        apply_gateway(env, SHARED_NAMESPACE, name, &certificate_uri(i)).await?;
+        apply_gateway(env, namespace, name, &uri(i)).await?;
         applied.push(Instant::now());
     }
-    let secrets: Vec<String> = names.iter().map(|g| secret_name(SHARED_NAMESPACE, g)).collect();
-    let seen = wait("every paced listener's Secret", SYNC_TIMEOUT, || {
+    let secrets: Vec<String> = names.iter().map(|g| secret_name(namespace, g)).collect();
+    let seen = wait("every listener's Secret", SYNC_TIMEOUT, || {
         secrets.iter().map(|s| log.first_seen(s)).collect::<Option<Vec<_>>>()
     })
     .await?;
@@ -544,6 +525,19 @@ async fn paced_listeners(
     for (a, s) in applied.iter().zip(&seen) {
         record(&mut h, s.saturating_duration_since(*a));
     }
+    Ok(h)
+}
+
+/// [`PACED_LISTENERS`] more Gateways (`<prefix><i>`, on the shared certificates) applied one
+/// every [`APPLY_EVERY`] while `present` listeners exist.
+async fn paced_listeners(
+    report: &mut Report,
+    env: &Env,
+    log: &SecretLog,
+    prefix: &str,
+    present: usize,
+) -> anyhow::Result<()> {
+    let h = paced(env, log, SHARED_NAMESPACE, prefix, PACED_LISTENERS, certificate_uri).await?;
     report.compare(
         format!("listener applied → Secret written, {present} present ({PACED_LISTENERS}, one per {APPLY_EVERY:?})"),
         quantiles(&h),
