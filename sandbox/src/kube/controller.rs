@@ -114,7 +114,7 @@ impl GatewayController {
         loop {
             tokio::select! {
                 received = events.recv() => match received {
-                    Ok(e) if !relevant(&e.key) => continue,
+                    Ok(e) if !relevant(&e) => continue,
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
@@ -154,10 +154,16 @@ impl GatewayController {
             .filter(|g| g.pointer("/spec/gatewayClassName").and_then(Value::as_str).is_some_and(|c| ours.contains(c)))
             .collect();
         let namespaces = list("", "namespaces");
-        let secrets: BTreeSet<(String, String)> =
-            list("", "secrets").iter().map(|s| (namespace(s).to_string(), name(s).to_string())).collect();
-        let services: BTreeSet<(String, String)> =
-            list("", "services").iter().map(|s| (namespace(s).to_string(), name(s).to_string())).collect();
+        // Only which Secrets and Services exist matters here: their names, not copies of them.
+        let keys = |plural: &str| -> BTreeSet<(String, String)> {
+            registry
+                .all()
+                .iter()
+                .find(|r| r.group.is_empty() && r.plural == plural)
+                .map(|info| store.keys(info).into_iter().collect())
+                .unwrap_or_default()
+        };
+        let (secrets, services) = (keys("secrets"), keys("services"));
         let grants = list("gateway.networking.k8s.io", "referencegrants");
         let mut routes = Vec::new();
         for (plural, kind) in [("httproutes", "HTTPRoute"), ("grpcroutes", "GRPCRoute")] {
@@ -261,16 +267,13 @@ impl GatewayController {
     }
 }
 
-fn relevant(key: &str) -> bool {
+fn relevant(e: &crate::kube::store::WatchEvent) -> bool {
+    let key = e.key.as_str();
     key.starts_with("gateway.networking.k8s.io/")
-        || matches!(
-            key,
-            "/namespaces"
-                | "/secrets"
-                | "/services"
-                | "networking.k8s.io/ingresses"
-                | "networking.k8s.io/ingressclasses"
-        )
+        || matches!(key, "/namespaces" | "networking.k8s.io/ingresses" | "networking.k8s.io/ingressclasses")
+        // Of Secrets and Services only their existence matters (certificateRefs and backendRefs
+        // resolve or not): a changed one changes nothing here.
+        || (matches!(key, "/secrets" | "/services") && e.type_ != "MODIFIED")
 }
 
 fn name(obj: &Value) -> &str {

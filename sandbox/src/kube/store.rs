@@ -552,6 +552,13 @@ impl Store {
     }
 
     /// Lists objects (all namespaces when `ns` is None) as a `{Kind}List`.
+    /// The (namespace, name) of every object of a resource, without copying the objects: for
+    /// controllers that only need to know what exists (a Secret's data can be large).
+    pub fn keys(&self, info: &ResourceInfo) -> Vec<(String, String)> {
+        let mut state = self.lock();
+        state.objects(&info.key()).keys().cloned().collect()
+    }
+
     pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, query: &ListQuery) -> Result<Value, ApiError> {
         let start_after = match &query.continue_token {
             Some(token) => Some(decode_continue(token)?),
