@@ -203,6 +203,24 @@ async fn rotations_reach_cacerts_and_restart_istiod_only_when_the_roots_change()
     env.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_created_after_the_plugin_ca_is_used_within_seconds_not_at_the_next_poll() {
+    let env = Env::start(Options::default()).await.unwrap();
+    istio_ca::federate(&env.azure.admin()).unwrap();
+    let root = Authority::root("Root A").unwrap();
+    let a1 = root.intermediate("Intermediate CA - A1", false).unwrap();
+    let set = CaSet::new(&[&root], &a1, &root);
+    set_all(&env, &set);
+    // The IstioPluginCA first, polling only every 10 minutes; its ServiceAccount does not exist.
+    env.apply_yaml(&istio_ca::plugin_ca_yaml(NAME, &vault_url(), "  pollInterval: 10m\n")).await.unwrap();
+    let (_, _, message, _) = wait_reason(&env, "IdentityInvalid").await;
+    assert!(message.contains("does not exist"), "{message}");
+    // Then the namespace, the ServiceAccount and istiod: synced well before the next poll.
+    env.apply_yaml(&istio_ca::cluster_yaml(seed000::CLIENT_ID, "istiod")).await.unwrap();
+    wait_synced(&env, &set).await;
+    env.shutdown().await;
+}
+
 /// One istiod, and cacerts synced from Root A and Intermediate CA - A1.
 async fn synced_once() -> (Env, Authority, CaSet) {
     let env = start(&["istiod"]).await;

@@ -227,7 +227,8 @@ impl Controller {
                     .inc();
                 let backoff = crate::backoff::Backoff {
                     min: self.settings.min_backoff,
-                    max: self.settings.max_backoff,
+                    // Retries never wait longer than a poll would (a Retry-After still may).
+                    max: self.settings.max_backoff.min(interval),
                     wait_for_input: interval,
                 };
                 delay = backoff.delay(f.retryable, f.retry_after, st.failures);
@@ -434,7 +435,9 @@ impl Controller {
     fn identity(&self, config: &CaConfig) -> Result<IdentityKey, Failure> {
         use routewarden_planner::tls::{ANNOTATION_CLIENT_ID, ANNOTATION_TENANT_ID};
         let (ns, sa) = (&config.target_namespace, &config.service_account);
-        let invalid = |m: String| Failure::new(Reason::IdentityInvalid, m);
+        // A ServiceAccount created or annotated after the IstioPluginCA is not a change the
+        // controller is woken for: look again with backoff, not only at the next poll.
+        let invalid = |m: String| Failure { retryable: true, ..Failure::new(Reason::IdentityInvalid, m) };
         let account = self.tls.caches.service_accounts.get(&ObjectRef::new(sa).within(ns)).ok_or_else(|| {
             invalid(format!(
                 "ServiceAccount {ns}/{sa} does not exist; the identity must live in targetNamespace {ns:?}"
