@@ -156,8 +156,11 @@ pub async fn restart_istiod(
             .filter_map(|d| d.metadata.name)
             .collect(),
     };
+    // RFC 3339 as `kubectl rollout restart` writes it, but with milliseconds: two restarts in one
+    // second (both steps of a root rotation applied at once) must still change the pod template.
+    let stamp = format!("{}.{:03}Z", at.strftime("%Y-%m-%dT%H:%M:%S"), at.subsec_millisecond());
     let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
-        labels::KUBECTL_RESTARTED_AT: at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+        labels::KUBECTL_RESTARTED_AT: stamp
     } } } } });
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     let mut restarted = Vec::new();
