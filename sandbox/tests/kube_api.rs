@@ -944,6 +944,12 @@ async fn server_side_apply_on_the_status_subresource_owns_only_status() {
     assert_eq!((entry.operation.as_deref(), entry.subresource.as_deref()), (Some("Apply"), Some("status")));
     let fields = serde_json::to_value(entry.fields_v1.unwrap()).unwrap();
     assert!(fields.get("f:status").is_some() && fields.get("f:spec").is_none(), "{fields}");
+
+    // A status apply never creates: once the object is gone, it is a 404 and nothing appears.
+    api.delete("gw", &Default::default()).await.unwrap();
+    let gone = api.patch_status("gw", &PatchParams::apply("status-writer"), &Patch::Apply(&status)).await.unwrap_err();
+    assert!(matches!(&gone, kube::Error::Api(e) if e.code == 404), "{gone:?}");
+    assert!(api.get_opt("gw").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -354,10 +354,12 @@ fn authorize(
     let decided = rbac::authorize(&ctx.store, identity, &attrs);
     ctx.access.record(identity, &attrs, decided.is_ok());
     decided?;
-    // Server-side apply that creates the object also needs `create`, as on a real server.
+    // Server-side apply that creates the object also needs `create`, as on a real server. An
+    // apply to a subresource never creates (the object missing is a 404), so it needs no more.
     let is_apply = header(headers, "content-type").starts_with("application/apply-patch");
     if verb == "patch"
         && is_apply
+        && target.subresource.is_none()
         && let Some(name) = &target.name
     {
         let ns = target.namespace.clone().unwrap_or_default();
@@ -687,7 +689,8 @@ fn patch_resource(
         let force = query.flag("force") && query.get("force").is_some();
         let storage = conversion.as_ref().map(|c| c.storage.clone()).unwrap_or_else(|| info.clone());
         let step = apply::server_side(info, ns, name, &patch_body, &opts, force);
-        let (obj, created) = ctx.store.write(&storage, ns, name, &opts, true, |live| {
+        // As on a real server, a subresource (status, scale) is applied to an existing object only.
+        let (obj, created) = ctx.store.write(&storage, ns, name, &opts, subresource.is_none(), |live| {
             let live = live.map(|l| view(conversion, l.clone()));
             step(live.as_ref()).map(|applied| stored(conversion, applied))
         })?;
