@@ -270,10 +270,14 @@ impl GatewayController {
 fn relevant(e: &crate::kube::store::WatchEvent) -> bool {
     let key = e.key.as_str();
     key.starts_with("gateway.networking.k8s.io/")
-        || matches!(key, "/namespaces" | "networking.k8s.io/ingresses" | "networking.k8s.io/ingressclasses")
-        // Of Secrets and Services only their existence matters (certificateRefs and backendRefs
-        // resolve or not): a changed one changes nothing here.
-        || (matches!(key, "/secrets" | "/services") && e.type_ != "MODIFIED")
+        || matches!(
+            key,
+            "/namespaces"
+                | "/secrets"
+                | "/services"
+                | "networking.k8s.io/ingresses"
+                | "networking.k8s.io/ingressclasses"
+        )
 }
 
 fn name(obj: &Value) -> &str {
