@@ -69,6 +69,16 @@ pub struct Change {
     pub ready: Duration,
 }
 
+/// Calls to list `n` items, one page each (an empty list is still one call).
+fn pages(n: usize) -> u64 {
+    n.div_ceil(PAGE_SIZE).max(1) as u64
+}
+
+/// Calls to list every record set of zones holding `record_sets` record sets each.
+pub fn record_pages(record_sets: &[usize]) -> u64 {
+    record_sets.iter().map(|&n| pages(n)).sum()
+}
+
 /// What one modelled run did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Run {
@@ -102,10 +112,10 @@ impl ExternalDns {
         ExternalDns { interval: AKS_INTERVAL, read_latency, write_latency, limits }
     }
 
-    /// Reads one sync makes over zones holding `record_sets` record sets each.
+    /// Reads one sync makes over zones holding `record_sets` record sets each: the zone list and
+    /// [`record_pages`].
     pub fn reads_per_sync(record_sets: &[usize]) -> u64 {
-        let pages = |n: usize| n.div_ceil(PAGE_SIZE).max(1) as u64;
-        pages(record_sets.len()) + record_sets.iter().map(|&n| pages(n)).sum::<u64>()
+        pages(record_sets.len()) + record_pages(record_sets)
     }
 
     /// Syncs in an hour with nothing changing.
@@ -131,12 +141,12 @@ impl ExternalDns {
         while start <= until.as_secs_f64() && run.visible.iter().any(Option::is_none) {
             run.syncs += 1;
             let mut t = start;
-            for _ in 0..sizes.len().div_ceil(PAGE_SIZE).max(1) {
+            for _ in 0..pages(sizes.len()) {
                 t = zone_lists.take(arm_reads.take(t)) + read;
                 run.reads += 1;
             }
             for (z, &n) in sizes.iter().enumerate() {
-                for _ in 0..n.div_ceil(PAGE_SIZE).max(1) {
+                for _ in 0..pages(n) {
                     t = record_lists[z].take(arm_reads.take(t)) + read;
                     run.reads += 1;
                 }

@@ -535,8 +535,7 @@ fn steady_rows(report: &mut Report, window: u64, what: &str, record_sets: &[usiz
     // Nothing but zone verification reads at steady state: every zone listed, page by page, once
     // per --dns-verify-interval. A quiet minute rarely holds one, so the hour is computed from the
     // pages a verification of these zones took (counted at the restart), or from the page size.
-    let pages =
-        verified.unwrap_or_else(|| record_sets.iter().map(|&n| n.div_ceil(anchor::PAGE_SIZE).max(1) as u64).sum());
+    let pages = verified.unwrap_or_else(|| anchor::record_pages(record_sets));
     let verifications = 3600.0 / DAEMON_VERIFY_INTERVAL.as_secs_f64();
     let per_hour = pages as f64 * verifications;
     let model = anchor_model();
